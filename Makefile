@@ -1,0 +1,35 @@
+# make train: set up .venv, train the default recipe, evaluate it, predict the sample image.
+# make test:  set up .venv with the dev extras and run the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RECIPE ?= tutorial-cnn
+MODEL_DIR ?= runs/$(RECIPE)
+# Extra `lenet train` options, e.g. make train TRAIN_ARGS="--steps 600".
+TRAIN_ARGS ?=
+# Where MNIST comes from: $LENET_DATA_DIR if set, else a sibling data checkout if there is one,
+# else lenet downloads it into ~/.cache/lenet/mnist.
+LENET_DATA_DIR ?= $(wildcard ../shared/data/mnist)
+export LENET_DATA_DIR
+
+.PHONY: train test setup clean
+
+$(BIN)/lenet: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# The CPU build of torch first, pinned, so nothing pulls the multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/lenet
+
+train: $(BIN)/lenet
+	$(BIN)/lenet train --recipe $(RECIPE) --model-dir $(MODEL_DIR) $(TRAIN_ARGS)
+	$(BIN)/lenet eval --model-dir $(MODEL_DIR)
+	$(BIN)/lenet predict --model-dir $(MODEL_DIR) examples/seven.png
+
+test: $(BIN)/lenet
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs

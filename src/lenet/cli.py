@@ -1,0 +1,267 @@
+"""The `lenet` command: each subcommand parses its arguments, calls one library function, prints."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .checkpoint import load_model
+from .data import load_mnist
+from .errors import LenetError
+from .evaluation import evaluate_checkpoint, watch_checkpoints
+from .models import build_model, list_models
+from .predict import predict_files
+from .recipes import RECIPES, Recipe
+from .summary import format_summary, summarize
+from .training import resolve_device, resolve_recipe, train
+
+# Short spellings the seeds' readers expect, besides the generated --total-steps / --learning-rate.
+_ALIASES = {"total_steps": ["--steps"], "learning_rate": ["--lr"]}
+# Set by the recipe table, not by a run.
+_NOT_OVERRIDABLE = {"name", "source"}
+
+
+def _add_recipe_overrides(parser: argparse.ArgumentParser) -> None:
+    """One option per Recipe field, generated so that a new field is overridable the day it exists."""
+    group = parser.add_argument_group("recipe overrides (default: the recipe's value)")
+    for f in dataclasses.fields(Recipe):
+        if f.name in _NOT_OVERRIDABLE:
+            continue
+        flags = [f"--{f.name.replace('_', '-')}", *_ALIASES.get(f.name, [])]
+        kind = {"int": int, "float": float, "str": str, "bool": bool}[f.type if isinstance(f.type, str)
+                                                                       else f.type.__name__]
+        if kind is bool:
+            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f.metadata["help"])
+        else:
+            group.add_argument(*flags, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
+                               help=f.metadata["help"])
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
+            if f.name not in _NOT_OVERRIDABLE and getattr(args, f.name) is not None}
+
+
+class _Progress:
+    """A progress bar with log lines above it on a terminal; plain lines otherwise (CI logs)."""
+
+    def __init__(self, total: int, initial: int):
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
+        self.last_step = initial
+
+    def __call__(self, event: dict) -> None:
+        kind = event["kind"]
+        if kind == "log":
+            line = (f"step {event['step']}: loss {event['total_loss']:.4f} "
+                    f"(cross-entropy {event['cross_entropy']:.4f}), batch accuracy {event['batch_accuracy']:.3f}, "
+                    f"lr {event['learning_rate']:.3g}, {event['images_per_s']:.0f} images/s")
+            if self.bar is not None:
+                self.bar.update(event["step"] - self.last_step)
+            self.last_step = event["step"]
+        elif kind == "validation":
+            line = f"step {event['step']}: validation accuracy {event['accuracy']:.4f}"
+        elif kind == "test":
+            line = f"step {event['step']}: test accuracy {event['accuracy']:.4f}"
+        else:
+            line = f"step {event['step']}: checkpoint {event['path']}"
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    recipe = resolve_recipe(args.model_dir, args.recipe, **_overrides(args))
+    resolve_device(args.device)
+    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
+    print(f"training {recipe.name} ({recipe.model}) into {args.model_dir} for {recipe.total_steps} steps "
+          f"on {args.device}", flush=True)
+    interrupted = []
+
+    def request_stop(signum, frame):
+        if interrupted:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        interrupted.append(signum)
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    progress = _Progress(recipe.total_steps, 0)
+    try:
+        result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted))
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        print(f"interrupted at step {result['step']}; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(json.dumps(result) if args.json else
+          f"done: step {result['step']}, test accuracy {result.get('test_accuracy', float('nan')):.4f}")
+    return 0
+
+
+def _print_eval(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result), flush=True)
+        return
+    top_k_key = next(k for k in result if k.startswith("top_"))
+    print(f"step {result['step']} on {result['split']} ({result['examples']} images): "
+          f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, "
+          f"{top_k_key.replace('_', '-')} {result[top_k_key]:.4f}")
+    print("class  precision  recall  support")
+    for row in result["per_class"]:
+        print(f"{row['class']:>5}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  {row['support']:>7}")
+    print("confusion (rows: true class, columns: predicted)")
+    for true_class, row in enumerate(result["confusion"]):
+        print(f"{true_class:>3} " + " ".join(f"{n:>5}" for n in row))
+    sys.stdout.flush()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    resolve_device(args.device)
+    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
+    if not args.watch:
+        _print_eval(evaluate_checkpoint(args.model_dir, data, args.split, device=args.device,
+                                        top_k=args.top_k), args.json)
+        return 0
+    if not Path(args.model_dir).is_dir():
+        raise LenetError(f"{args.model_dir}: no such model directory")
+    print(f"watching {args.model_dir} for new checkpoints (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        for step in watch_checkpoints(args.model_dir, args.poll_seconds):
+            try:
+                result = evaluate_checkpoint(args.model_dir, data, args.split, step, args.device, args.top_k)
+            except LenetError as error:  # e.g. pruned by the trainer between listing and reading
+                print(f"lenet: skipping step {step}: {error}", file=sys.stderr)
+                continue
+            _print_eval(result, args.json)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    if args.top_k < 1:
+        raise LenetError("--top-k must be at least 1")
+    model, _ = load_model(args.model_dir, resolve_device(args.device))
+    failures = 0
+    for result in predict_files(model, args.files, args.top_k):
+        if "error" in result:
+            failures += 1
+            print(f"lenet: {result['error']}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({k: v for k, v in result.items() if k != "top_k"} |
+                             {"top_k": [{"class": c, "probability": p} for c, p in result["top_k"]]}))
+        else:
+            where = result["file"] if result["index"] is None else f"{result['file']}[{result['index']}]"
+            ranked = ", ".join(f"{c} ({p:.3f})" for c, p in result["top_k"])
+            print(f"{where}: {result['class']}   top-{args.top_k}: {ranked}")
+    return 1 if failures else 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    summary = summarize(build_model(args.model))
+    print(json.dumps({"model": args.model, **summary}) if args.json else format_summary(summary, args.model))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for name, description in list_models().items():
+        print(f"{name:<14} {description}")
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps({name: recipe.to_dict() for name, recipe in RECIPES.items()}, indent=2))
+        return 0
+    for name, recipe in RECIPES.items():
+        schedule = (f"{recipe.optimizer} {recipe.learning_rate:g}"
+                    + (f" x{recipe.lr_decay_rate:g}/{recipe.lr_decay_steps}" if recipe.lr_decay_rate != 1 else "")
+                    + f", batch {recipe.batch_size}, {recipe.total_steps:,} steps"
+                    + (f", L2 {recipe.l2_rate:g}" if recipe.l2_rate else "")
+                    + (f", EMA {recipe.ema_decay:g}" if recipe.ema_decay else ""))
+        print(f"{name:<13} {recipe.model:<13} {schedule}\n{'':<13} {recipe.source}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lenet", description="Train, evaluate and use the MNIST tutorials' "
+                                                               "convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"lenet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def data_options(p):
+        p.add_argument("--data-dir", help="directory with the MNIST IDX files (default: $LENET_DATA_DIR, "
+                                          "else the download cache)")
+        p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+
+    p = commands.add_parser("train", help="train a recipe into a model directory (resumes if it exists)")
+    p.add_argument("--recipe", help="recipe name (default: the directory's recipe when resuming, else tutorial-cnn)")
+    p.add_argument("--model-dir", required=True, help="where checkpoints and recipe.json go")
+    p.add_argument("--json", action="store_true", help="print the final result as JSON")
+    data_options(p)
+    _add_recipe_overrides(p)
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("eval", help="evaluate a model directory's newest checkpoint")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--split", default="test", choices=["test", "validation"])
+    p.add_argument("--top-k", type=int, default=5, help="k for top-k accuracy (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per evaluation")
+    p.add_argument("--watch", action="store_true", help="re-evaluate each new checkpoint until interrupted")
+    p.add_argument("--poll-seconds", type=float, default=5.0, help="how often --watch looks (default 5)")
+    data_options(p)
+    p.set_defaults(run=cmd_eval)
+
+    p = commands.add_parser("predict", help="classify image, .npy or IDX files")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--top-k", type=int, default=3, help="how many ranked classes to show (default 3)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("summary", help="layers, output shapes, parameters and connections of a model")
+    p.add_argument("model", choices=list(list_models()), metavar="MODEL", help=", ".join(list_models()))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_summary)
+
+    p = commands.add_parser("models", help="list the registered networks")
+    p.set_defaults(run=cmd_models)
+
+    p = commands.add_parser("recipes", help="list the training recipes and the tutorials they come from")
+    p.add_argument("--json", action="store_true", help="every field of every recipe")
+    p.set_defaults(run=cmd_recipes)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except LenetError as error:
+        print(f"lenet: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lenet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

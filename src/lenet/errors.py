@@ -1,0 +1,5 @@
+"""The one exception type for errors a user can cause; the CLI turns it into a one-line message."""
+
+
+class LenetError(Exception):
+    """A problem with the user's input, files or settings; the message says what to do."""

@@ -1,0 +1,87 @@
+"""Metrics on a labelled split, and watching a model directory for new checkpoints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import list_checkpoints, load_model
+from .data import Mnist, to_float
+from .models import NUM_CLASSES
+
+
+@torch.no_grad()
+def batched_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Logits for uint8 (N, 28, 28) or float (N, 1, 28, 28) images, in eval mode, batch by batch."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        chunks.append(model(to_float(batch) if batch.dtype == torch.uint8 else batch))
+    model.train(was_training)
+    return torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES, device=device)
+
+
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """Counts with true classes as rows and predicted classes as columns."""
+    flat = labels.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, top_k: int = 5) -> dict:
+    """Loss, accuracy, top-k accuracy, per-class precision/recall and the confusion matrix."""
+    logits, labels = logits.float().cpu(), labels.cpu()
+    predictions = logits.argmax(1)
+    confusion = confusion_matrix(labels, predictions)
+    true_positives = confusion.diag().double()
+    predicted = confusion.sum(0).double()
+    actual = confusion.sum(1).double()
+    k = min(top_k, logits.shape[1])
+    in_top_k = (logits.topk(k, dim=1).indices == labels[:, None]).any(1)
+    per_class = [{"class": c,
+                  "precision": (true_positives[c] / predicted[c]).item() if predicted[c] else 0.0,
+                  "recall": (true_positives[c] / actual[c]).item() if actual[c] else 0.0,
+                  "support": int(actual[c])} for c in range(confusion.shape[0])]
+    return {
+        "examples": len(labels),
+        "loss": F.cross_entropy(logits, labels).item(),
+        "accuracy": (predictions == labels).double().mean().item(),
+        f"top_{k}_accuracy": in_top_k.double().mean().item(),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k: int = 5) -> dict:
+    """Metrics of MODEL on uint8 IMAGES with LABELS (see metrics_from_logits)."""
+    return metrics_from_logits(batched_logits(model, images), labels, top_k)
+
+
+def evaluate_checkpoint(model_dir: str | Path, data: Mnist, split: str = "test", step: int | None = None,
+                        device: str | torch.device = "cpu", top_k: int = 5) -> dict:
+    """Metrics of a model directory's checkpoint (the newest by default) on one split of DATA."""
+    model, metadata = load_model(model_dir, device, step)
+    images, labels = data.split(split)
+    return {"step": metadata["step"], "split": split, **evaluate(model, images, labels, top_k)}
+
+
+def watch_checkpoints(model_dir: str | Path, poll_s: float = 5.0) -> Iterator[int]:
+    """Yield the step of each new checkpoint in MODEL_DIR as it appears, the newest first, forever.
+
+    Like the tutorials' mnist_eval.py, which re-evaluated the latest checkpoint every few seconds
+    while training ran in another process.
+    """
+    seen = -1
+    while True:
+        steps = list_checkpoints(model_dir)
+        if steps and steps[-1] > seen:
+            seen = steps[-1]
+            yield seen
+        time.sleep(poll_s)

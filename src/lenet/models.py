@@ -1,0 +1,167 @@
+"""The tutorials' networks and the registry that names them for the CLI and recipes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import LenetError
+from .layers import AvgPool2d, Conv2d, MaxPool2d, init_bias, init_weight
+
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    """Add a model factory to the registry under its CLI name; names are unique."""
+    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = factory
+        return factory
+    return add
+
+
+def list_models() -> dict[str, str]:
+    """Registered model names with the first line of their description."""
+    return {name: (factory.__doc__ or "").strip().splitlines()[0] for name, factory in _REGISTRY.items()}
+
+
+def build_model(name: str, **overrides) -> nn.Module:
+    """Build a registered network, freshly initialized from the global torch RNG."""
+    if name not in _REGISTRY:
+        raise LenetError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name](**overrides)
+
+
+def _init_linear(layer: nn.Linear, initializer: str, bias: float) -> nn.Linear:
+    init_weight(layer.weight, initializer)
+    init_bias(layer.bias, initializer, bias)
+    return layer
+
+
+def _init_conv(layer: Conv2d, initializer: str, bias: float) -> Conv2d:
+    init_weight(layer.weight, initializer)
+    init_bias(layer.bias, initializer, bias)
+    return layer
+
+
+class MLP(nn.Module):
+    """Seed 003: 784 -> 500 ReLU -> 10, weights truncated-normal 0.1, biases 0.1."""
+
+    def __init__(self, hidden: int = 500, initializer: str = "truncated_normal", fc_bias: float = 0.1):
+        super().__init__()
+        self.fc1 = _init_linear(nn.Linear(IMAGE_SIZE * IMAGE_SIZE, hidden), initializer, fc_bias)
+        self.fc2 = _init_linear(nn.Linear(hidden, NUM_CLASSES), initializer, fc_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)   # (B, 784)
+        x = F.relu(self.fc1(x))   # (B, 500)
+        return self.fc2(x)        # (B, 10)
+
+
+class ConvNet(nn.Module):
+    """Two 5x5 SAME convolutions with 2x2 max-pools, one hidden dense layer, dropout, logits.
+
+    One class for seeds 000 (tutorial), 001 (deep MNIST), 002 (beginners) and 004 (tf.layers):
+    they differ only in widths, dropout, initializer and bias constants.
+    """
+
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 512, dropout: float = 0.5,
+                 kernel_size: int = 5, initializer: str = "truncated_normal",
+                 conv_bias: float = 0.0, fc_bias: float = 0.1):
+        super().__init__()
+        c1, c2 = channels
+        self.conv1 = _init_conv(Conv2d(1, c1, kernel_size, padding="SAME"), initializer, conv_bias)
+        self.pool1 = MaxPool2d(2, 2, padding="SAME")
+        self.conv2 = _init_conv(Conv2d(c1, c2, kernel_size, padding="SAME"), initializer, conv_bias)
+        self.pool2 = MaxPool2d(2, 2, padding="SAME")
+        self.fc1 = _init_linear(nn.Linear(7 * 7 * c2, hidden), initializer, fc_bias)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = _init_linear(nn.Linear(hidden, NUM_CLASSES), initializer, fc_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(F.relu(self.conv1(x)))   # (B, 32, 14, 14)
+        x = self.pool2(F.relu(self.conv2(x)))   # (B, 64, 7, 7)
+        x = torch.flatten(x, 1)                 # (B, 3136)
+        x = self.dropout(F.relu(self.fc1(x)))   # (B, 512)
+        return self.fc2(x)                      # (B, 10)
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as seed 000 describes it: 32x32 input, C1 conv 6 -> S2 -> C3 conv 16 -> S4 -> C5 120 -> F6 84 -> 10.
+
+    C1/C3 are VALID 5x5 convolutions (C3 fully connected to S2's six maps, not the paper's
+    sparse table); S2/S4 are 2x2 stride-2 pools; the 28x28 MNIST digit is zero-padded to 32x32
+    as in LeCun et al. (1998). Layer names: conv1=C1, pool1=S2, conv2=C3, pool2=S4, fc1=C5, fc2=F6, fc3=output.
+    """
+
+    def __init__(self, pool: str = "max", initializer: str = "truncated_normal",
+                 conv_bias: float = 0.0, fc_bias: float = 0.1):
+        super().__init__()
+        pool_layer = {"max": MaxPool2d, "avg": AvgPool2d}[pool]
+        self.conv1 = _init_conv(Conv2d(1, 6, 5, padding="VALID"), initializer, conv_bias)
+        self.pool1 = pool_layer(2, 2, padding="VALID")
+        self.conv2 = _init_conv(Conv2d(6, 16, 5, padding="VALID"), initializer, conv_bias)
+        self.pool2 = pool_layer(2, 2, padding="VALID")
+        self.fc1 = _init_linear(nn.Linear(5 * 5 * 16, 120), initializer, fc_bias)
+        self.fc2 = _init_linear(nn.Linear(120, 84), initializer, fc_bias)
+        self.fc3 = _init_linear(nn.Linear(84, NUM_CLASSES), initializer, fc_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (2, 2, 2, 2))              # (B, 1, 32, 32)
+        x = self.pool1(F.relu(self.conv1(x)))   # (B, 6, 14, 14)
+        x = self.pool2(F.relu(self.conv2(x)))   # (B, 16, 5, 5)
+        x = torch.flatten(x, 1)                 # (B, 400)
+        x = F.relu(self.fc1(x))                 # (B, 120)
+        x = F.relu(self.fc2(x))                 # (B, 84)
+        return self.fc3(x)                      # (B, 10)
+
+
+@register("mlp")
+def mlp(**overrides) -> nn.Module:
+    """Seed 003's fully connected network 784-500-10."""
+    return MLP(**overrides)
+
+
+@register("lenet5")
+def lenet5(**overrides) -> nn.Module:
+    """Seed 000's classic LeNet-5 (32x32 padded input, 6/16 VALID convs, 120/84/10)."""
+    return LeNet5(**overrides)
+
+
+@register("tutorial-cnn")
+def tutorial_cnn(**overrides) -> nn.Module:
+    """Seed 000's mnist_inference: 5x5 SAME convs 32/64, max-pools, fc 512, dropout 0.5."""
+    return ConvNet(**{"channels": (32, 64), "hidden": 512, "dropout": 0.5, "conv_bias": 0.0, **overrides})
+
+
+@register("deep-mnist")
+def deep_mnist(**overrides) -> nn.Module:
+    """Seed 001's Deep MNIST: convs 32/64, fc 1024, dropout 0.5 (keep_prob 0.5), biases 0.1."""
+    return ConvNet(**{"channels": (32, 64), "hidden": 1024, "dropout": 0.5, "conv_bias": 0.1, **overrides})
+
+
+@register("beginner-cnn")
+def beginner_cnn(**overrides) -> nn.Module:
+    """Seed 002's network: convs 32/64, fc 1024, no dropout, every weight and bias standard normal."""
+    return ConvNet(**{"channels": (32, 64), "hidden": 1024, "dropout": 0.0,
+                      "initializer": "standard_normal", **overrides})
+
+
+@register("layers-cnn")
+def layers_cnn(**overrides) -> nn.Module:
+    """Seed 004's tf.layers network: convs 32/64, fc 1024, dropout rate 0.4, Glorot init, zero biases."""
+    return ConvNet(**{"channels": (32, 64), "hidden": 1024, "dropout": 0.4, "initializer": "glorot_uniform",
+                      "conv_bias": 0.0, "fc_bias": 0.0, **overrides})
+
+
+def l2_weights(model: nn.Module) -> list[nn.Parameter]:
+    """The weights the tutorials regularize: the fully connected layers' weight matrices
+    (seed 000 regularizes fc1/fc2 only; seed 003's MLP has only fully connected weights)."""
+    return [m.weight for m in model.modules() if isinstance(m, nn.Linear)]

@@ -1,0 +1,45 @@
+"""Classify images, .npy arrays and IDX files with a trained network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import LenetError
+from .evaluation import batched_logits
+from .preprocess import read_inputs
+
+
+def predict_probabilities(model: nn.Module, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities (N, 10) for float (N, 28, 28) inputs in [0, 1]."""
+    images = torch.as_tensor(inputs, dtype=torch.float32).reshape(-1, 1, 28, 28)
+    return torch.softmax(batched_logits(model, images).float(), dim=1).cpu()
+
+
+def top_k(probabilities: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
+    """The K most likely (class, probability) pairs of each row."""
+    values, classes = probabilities.topk(min(k, probabilities.shape[1]), dim=1)
+    return [[(int(c), float(v)) for c, v in zip(row_c, row_v)] for row_c, row_v in zip(classes, values)]
+
+
+def predict_files(model: nn.Module, paths: Iterable[str | Path], k: int = 3) -> Iterator[dict]:
+    """One result per image: {"file", "index", "class", "probabilities", "top_k"}, or {"file", "error"}.
+
+    "index" is the position inside a multi-image file (.npy, IDX) and None for a single image.
+    A file that cannot be read yields one error result; the others are still predicted.
+    """
+    for path in paths:
+        try:
+            inputs, is_array = read_inputs(path)
+        except LenetError as error:
+            yield {"file": str(path), "error": str(error)}
+            continue
+        probabilities = predict_probabilities(model, inputs)
+        for index, (row, best) in enumerate(zip(probabilities, top_k(probabilities, k))):
+            yield {"file": str(path), "index": index if is_array else None, "class": best[0][0],
+                   "probabilities": [round(float(p), 6) for p in row], "top_k": best}
+

@@ -1,0 +1,123 @@
+"""The Recipe dataclass (everything a training run needs) and the table of the tutorials' recipes."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .errors import LenetError
+from .models import list_models
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+LOSS_REDUCTIONS = ("mean", "sum")
+
+
+def _help(text: str, **kwargs):
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A complete, frozen description of one training run."""
+    name: str = _help("recipe name")
+    source: str = _help("the tutorial this recipe reproduces")
+    model: str = _help("registered network name (see `lenet summary --list`)")
+    optimizer: str = _help(f"one of {', '.join(OPTIMIZERS)}")
+    learning_rate: float = _help("base learning rate")
+    momentum: float = _help("momentum coefficient (optimizer 'momentum' only)", default=0.9)
+    adam_epsilon: float = _help("Adam's epsilon (TensorFlow's default 1e-8)", default=1e-8)
+    lr_decay_rate: float = _help("exponential decay factor; 1.0 keeps the rate constant", default=1.0)
+    lr_decay_steps: int = _help("steps per decay period", default=1)
+    lr_staircase: bool = _help("decay in whole periods (TF staircase=True)", default=False)
+    batch_size: int = _help("training images per step", default=100)
+    total_steps: int = _help("training steps", default=1000)
+    l2_rate: float = _help("L2 rate on the fully connected weights, TF's rate * sum(w^2) / 2", default=0.0)
+    ema_decay: float = _help("moving-average decay of the weights, 0 for none; "
+                             "evaluation then uses the averaged weights", default=0.0)
+    loss_reduction: str = _help("cross-entropy over the batch: 'mean' or 'sum' (seed 001's text)",
+                                default="mean")
+    log_every_steps: int = _help("steps between training log lines", default=100)
+    eval_every_steps: int = _help("steps between validation evaluations", default=1000)
+    checkpoint_every_steps: int = _help("steps between checkpoints", default=1000)
+    keep_checkpoints: int = _help("how many of the newest checkpoints to keep", default=5)
+    seed: int = _help("seed of initialization, dropout and batch order", default=0)
+
+    def __post_init__(self):
+        if self.model not in list_models():
+            raise LenetError(f"recipe field model: unknown model {self.model!r}; "
+                             f"known models: {', '.join(list_models())}")
+        if self.optimizer not in OPTIMIZERS:
+            raise LenetError(f"recipe field optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise LenetError(f"recipe field loss_reduction: {self.loss_reduction!r} is not one of "
+                             f"{', '.join(LOSS_REDUCTIONS)}")
+        positive = ("learning_rate", "lr_decay_rate", "lr_decay_steps", "batch_size", "total_steps",
+                    "log_every_steps", "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints",
+                    "adam_epsilon")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise LenetError(f"recipe field {name}: must be positive, got {getattr(self, name)}")
+        for name in ("l2_rate", "momentum"):
+            if getattr(self, name) < 0:
+                raise LenetError(f"recipe field {name}: must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise LenetError(f"recipe field ema_decay: must be in [0, 1), got {self.ema_decay}")
+        if self.seed < 0:
+            raise LenetError(f"recipe field seed: must be >= 0, got {self.seed}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Recipe":
+        """Rebuild a recipe from JSON, refusing unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise LenetError(f"unknown recipe field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+def override(recipe: Recipe, **changes) -> Recipe:
+    """A copy of RECIPE with fields replaced; unknown field names are errors."""
+    known = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise LenetError(f"unknown recipe field(s): {', '.join(unknown)}")
+    return dataclasses.replace(recipe, **changes)
+
+
+# Seed 003's mnist_train.py, reused by seed 000's CNN chapter: batch 100, learning rate decayed by
+# 0.99 every 55,000 / 100 = 550 steps (staircase), L2 1e-4, moving average 0.99, 30,000 steps.
+_BOOK = Recipe(
+    name="", source="", model="mlp", optimizer="sgd", learning_rate=0.8,
+    lr_decay_rate=0.99, lr_decay_steps=550, lr_staircase=True,
+    batch_size=100, total_steps=30_000, l2_rate=1e-4, ema_decay=0.99,
+)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    dataclasses.replace(_BOOK, name="mlp-ema", source="seed 003: 784-500-10 MLP, SGD 0.8 decayed, L2, EMA"),
+    # The book's CNN chapter lowers the base learning rate to 0.01 for the convolutional network.
+    dataclasses.replace(_BOOK, name="tutorial-cnn", model="tutorial-cnn", learning_rate=0.01,
+                        source="seed 000: mnist_inference CNN with mnist_train's schedule"),
+    dataclasses.replace(_BOOK, name="lenet5", model="lenet5", learning_rate=0.01,
+                        source="seed 000: classic LeNet-5 trained with the tutorial's schedule"),
+    # "Deep MNIST for experts": Adam 1e-4, batch 50, 20,000 steps, keep_prob 0.5 (model), no L2/EMA.
+    Recipe(name="deep-mnist", source="seed 001: Deep MNIST for experts (Adam 1e-4, batch 50)",
+           model="deep-mnist", optimizer="adam", learning_rate=1e-4, batch_size=50, total_steps=20_000),
+    Recipe(name="cnn-adam", source="seed 002: standard-normal init, Adam 1e-3, batch 128, 500 steps",
+           model="beginner-cnn", optimizer="adam", learning_rate=1e-3, batch_size=128, total_steps=500,
+           log_every_steps=10, eval_every_steps=100, checkpoint_every_steps=100),
+    Recipe(name="layers-cnn", source="seed 004: tf.layers CNN Estimator, SGD 0.001, batch 100",
+           model="layers-cnn", optimizer="sgd", learning_rate=1e-3, batch_size=100, total_steps=20_000,
+           log_every_steps=50),
+)}
+
+DEFAULT_RECIPE = "tutorial-cnn"
+
+
+def get_recipe(name: str) -> Recipe:
+    """A named recipe from the table; unknown names list the known ones."""
+    if name not in RECIPES:
+        raise LenetError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
+    return RECIPES[name]

@@ -1,0 +1,259 @@
+"""The training loop, with the TensorFlow formulas it reproduces: decayed learning rate, L2, EMA."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import RECIPE_FILE, list_checkpoints, load_weights, read_checkpoint, read_json, \
+    save_checkpoint, write_json
+from .data import BatchOrder, Mnist, to_float
+from .errors import LenetError
+from .evaluation import evaluate
+from .models import build_model, l2_weights
+from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
+
+Report = Callable[[dict], None]
+
+
+class TrainingDiverged(LenetError):
+    """The loss became NaN or infinite."""
+
+
+def decayed_learning_rate(base: float, decay_rate: float, decay_steps: int, step: int,
+                          staircase: bool) -> float:
+    """tf.train.exponential_decay: base * decay_rate ** (step / decay_steps), floored when staircase."""
+    exponent = step // decay_steps if staircase else step / decay_steps
+    return base * decay_rate ** exponent
+
+
+def ema_decay_at(decay: float, num_updates: int) -> float:
+    """tf.train.ExponentialMovingAverage with num_updates: min(decay, (1 + n) / (10 + n))."""
+    return min(decay, (1 + num_updates) / (10 + num_updates))
+
+
+def l2_penalty(weights: list[torch.Tensor], rate: float) -> torch.Tensor:
+    """tf.contrib.layers.l2_regularizer(rate) summed over WEIGHTS: rate * sum(w ** 2) / 2."""
+    return rate * sum(w.pow(2).sum() for w in weights) / 2
+
+
+class WeightAverage:
+    """A copy of the network whose parameters are the exponential moving average of the trained ones.
+
+    Like TF's ExponentialMovingAverage, the shadows start equal to the initial weights.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = copy.deepcopy(model).eval()
+        self._shadows = list(self.model.parameters())
+        for p in self._shadows:
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        # shadow = decay * shadow + (1 - decay) * weight, for all tensors in one fused call.
+        torch._foreach_lerp_(self._shadows, [p.detach() for p in model.parameters()], 1.0 - decay)
+
+
+def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    """The recipe's optimizer; the learning rate is set before every step from the schedule."""
+    params = model.parameters()
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.learning_rate)
+    if recipe.optimizer == "momentum":
+        return torch.optim.SGD(params, lr=recipe.learning_rate, momentum=recipe.momentum)
+    return torch.optim.Adam(params, lr=recipe.learning_rate, eps=recipe.adam_epsilon)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+               labels: torch.Tensor, regularized: list[torch.Tensor], l2_rate: float,
+               loss_reduction: str) -> torch.Tensor:
+    """One forward/backward/update; returns [total loss, cross-entropy, correct] on the device."""
+    logits = model(to_float(images))
+    cross_entropy = F.cross_entropy(logits, labels, reduction=loss_reduction)
+    loss = cross_entropy + l2_penalty(regularized, l2_rate) if l2_rate > 0 else cross_entropy
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    correct = (logits.argmax(1) == labels).sum()
+    return torch.stack([loss.detach(), cross_entropy.detach(), correct.to(loss.dtype)])
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split the optimizer state into safetensors-able tensors and JSON-able settings."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], saved: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in saved["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+
+
+def check_resumable(stored: Recipe, requested: Recipe, model_dir: Path) -> None:
+    """Resuming may extend total_steps; any other change needs a new model directory."""
+    changed = [f.name for f in dataclasses.fields(Recipe)
+               if f.name != "total_steps" and getattr(stored, f.name) != getattr(requested, f.name)]
+    if changed:
+        raise LenetError(f"{model_dir} was trained with a different recipe (fields {', '.join(changed)} differ); "
+                         f"use a new --model-dir or drop those options to resume")
+
+
+def resolve_recipe(model_dir: str | Path, recipe_name: str | None = None, **overrides) -> Recipe:
+    """The recipe for a run in MODEL_DIR: the stored one when resuming, else the named one; then OVERRIDES.
+
+    Resuming may only extend total_steps (checked by train); naming no recipe for a new directory
+    takes the default.
+    """
+    recipe_path = Path(model_dir) / RECIPE_FILE
+    if recipe_name is None and recipe_path.exists():
+        base = Recipe.from_dict(read_json(recipe_path))
+    else:
+        base = get_recipe(recipe_name or DEFAULT_RECIPE)
+    return override(base, **overrides)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'cpu' or 'cuda', refusing CUDA when this machine has none."""
+    if device not in ("cpu", "cuda"):
+        raise LenetError(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LenetError("--device cuda: no CUDA device is available on this machine")
+    return torch.device(device)
+
+
+def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu",
+          report: Report | None = None, stop_requested: Callable[[], bool] | None = None) -> dict:
+    """Train RECIPE into MODEL_DIR (resuming from its newest checkpoint) and return the final metrics.
+
+    REPORT receives dicts with a "kind" of log, validation, checkpoint or test. When
+    STOP_REQUESTED returns true the loop saves a checkpoint after the current step and returns.
+    """
+    report = report or (lambda event: None)
+    model_dir = Path(model_dir)
+    recipe_path = model_dir / RECIPE_FILE
+    if recipe_path.exists():
+        check_resumable(Recipe.from_dict(read_json(recipe_path)), recipe, model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_json(recipe_path, recipe.to_dict())
+    device = resolve_device(device)
+
+    torch.manual_seed(recipe.seed)
+    model = build_model(recipe.model).to(device)
+    optimizer = build_optimizer(recipe, model)
+    average = WeightAverage(model) if recipe.ema_decay > 0 else None
+    eval_model = average.model if average else model
+    start_step, metrics = 0, {}
+    if list_checkpoints(model_dir):
+        metadata, eval_weights, state = read_checkpoint(model_dir)
+        load_weights(eval_model, eval_weights, str(model_dir))
+        if average:
+            load_weights(model, {k[len("raw."):]: v for k, v in state.items() if k.startswith("raw.")},
+                         str(model_dir))
+        _restore_optimizer(optimizer, state, metadata["optimizer"])
+        torch.set_rng_state(state["rng.cpu"])
+        if device.type == "cuda" and "rng.cuda" in state:
+            torch.cuda.set_rng_state(state["rng.cuda"])
+        start_step, metrics = metadata["step"], metadata["metrics"]
+
+    data = data.to(device)
+    batches = BatchOrder(len(data.train_labels), recipe.batch_size, recipe.seed, device)
+    regularized = l2_weights(model)
+    # Per-step [loss, cross-entropy, correct] stay on the device until the next log line reads them.
+    step_stats = torch.zeros(recipe.log_every_steps, 3, device=device)
+    pending_from = start_step
+    clock = time.perf_counter()
+
+    def drain(step: int) -> dict:
+        """Read the stats of steps [pending_from, step) from the device (the sync point), check them."""
+        nonlocal pending_from, clock
+        rows = step_stats[:step - pending_from].cpu()
+        finite = torch.isfinite(rows[:, 0])
+        if not bool(finite.all()):
+            bad_step = pending_from + int((~finite).nonzero()[0]) + 1
+            saved = list_checkpoints(model_dir)
+            raise TrainingDiverged(
+                f"loss became {rows[int((~finite).nonzero()[0]), 0].item()} at step {bad_step} "
+                f"(learning rate {lr:g}); stopped, newest checkpoint kept: "
+                f"{'step ' + str(saved[-1]) if saved else 'none'}. Lower --learning-rate (seed 001's literal "
+                f"gradient descent at 0.5 on a summed loss diverges this way)")
+        now = time.perf_counter()
+        images_per_s = (step - pending_from) * recipe.batch_size / max(now - clock, 1e-9)
+        pending_from, clock = step, now
+        loss, cross_entropy, correct = rows[-1].tolist()
+        return {"kind": "log", "step": step, "total_loss": loss, "cross_entropy": cross_entropy,
+                "batch_accuracy": correct / recipe.batch_size, "learning_rate": lr,
+                "images_per_s": images_per_s}
+
+    def checkpoint(step: int) -> None:
+        state = {"rng.cpu": torch.get_rng_state()}
+        if device.type == "cuda":
+            state["rng.cuda"] = torch.cuda.get_rng_state()
+        if average:
+            state.update({f"raw.{k}": v for k, v in model.state_dict().items()})
+        optimizer_tensors, optimizer_settings = _optimizer_tensors(optimizer)
+        state.update(optimizer_tensors)
+        path = save_checkpoint(model_dir, step, eval_model.state_dict(), state, {
+            "recipe": recipe.to_dict(), "metrics": metrics, "dataset_sha256": data.sha256,
+            "optimizer": optimizer_settings, "evaluation_weights": "moving_average" if average else "trained",
+        }, recipe.keep_checkpoints)
+        report({"kind": "checkpoint", "step": step, "path": str(path)})
+
+    lr = recipe.learning_rate
+    done = start_step
+    model.train()
+    for step in range(start_step, recipe.total_steps):
+        lr = decayed_learning_rate(recipe.learning_rate, recipe.lr_decay_rate, recipe.lr_decay_steps,
+                                   step, recipe.lr_staircase)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        indices = batches.indices(step)
+        step_stats[step - pending_from] = train_step(model, optimizer, data.train_images[indices],
+                                                     data.train_labels[indices], regularized, recipe.l2_rate,
+                                                     recipe.loss_reduction)
+        if average:
+            # Averaged after the update; num_updates is the global step before this update.
+            average.update(model, ema_decay_at(recipe.ema_decay, step))
+
+        done = step + 1
+        last = done == recipe.total_steps
+        stopping = stop_requested is not None and stop_requested()
+        if done == 1 or done % recipe.log_every_steps == 0 or last or stopping:
+            log = drain(done)
+            metrics["train_loss"] = log["total_loss"]
+            report(log)
+        if done % recipe.eval_every_steps == 0 or last:
+            model.eval()
+            metrics["validation_accuracy"] = evaluate(eval_model, data.val_images, data.val_labels)["accuracy"]
+            model.train()
+            report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
+        if last:
+            metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
+            report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
+        if done % recipe.checkpoint_every_steps == 0 or last or stopping:
+            checkpoint(done)
+        if stopping:
+            break
+    return {"step": done, **metrics}
