@@ -39,7 +39,7 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, top_k: int =
     """Loss, accuracy, top-k accuracy, per-class precision/recall and the confusion matrix."""
     logits, labels = logits.float().cpu(), labels.cpu()
     predictions = logits.argmax(1)
-    confusion = confusion_matrix(labels, predictions)
+    confusion = confusion_matrix(labels, predictions, logits.shape[1])
     true_positives = confusion.diag().double()
     predicted = confusion.sum(0).double()
     actual = confusion.sum(1).double()

@@ -240,7 +240,9 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         done = step + 1
         last = done == recipe.total_steps
         stopping = stop_requested is not None and stop_requested()
-        if done == 1 or done % recipe.log_every_steps == 0 or last or stopping:
+        checkpointing = done % recipe.checkpoint_every_steps == 0 or last or stopping
+        # Checkpoint steps are checked too, so a checkpoint never holds non-finite weights.
+        if done == 1 or done % recipe.log_every_steps == 0 or checkpointing:
             log = drain(done)
             metrics["train_loss"] = log["total_loss"]
             report(log)
@@ -252,7 +254,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         if last:
             metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
             report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
-        if done % recipe.checkpoint_every_steps == 0 or last or stopping:
+        if checkpointing:
             checkpoint(done)
         if stopping:
             break

@@ -1,0 +1,19 @@
+import numpy as np
+
+from lenet import Classifier
+
+
+def test_classifier_fits_evaluates_and_predicts_like_the_cli(tmp_path, synthetic):
+    clf = Classifier("mlp-ema", tmp_path / "m", total_steps=40, batch_size=50, learning_rate=0.1,
+                     log_every_steps=20, eval_every_steps=40, checkpoint_every_steps=40)
+    clf._data = synthetic  # the fixture's data instead of MNIST; everything else is the real path
+    result = clf.fit()
+    assert result["step"] == 40
+    evaluation = clf.evaluate("test")
+    assert evaluation["accuracy"] == result["test_accuracy"]
+    classes, probabilities = clf.predict(synthetic.test_images[:8].numpy())
+    assert classes.shape == (8,) and probabilities.shape == (8, 10)
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    assert (classes == synthetic.test_labels[:8].numpy()).mean() >= 0.75
+    reopened = Classifier(model_dir=tmp_path / "m")
+    assert reopened.recipe == clf.recipe

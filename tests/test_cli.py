@@ -1,0 +1,72 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lenet.cli import main
+
+
+def test_summary_json_for_lenet5(capsys):
+    assert main(["summary", "lenet5", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["total_params"] == 61_706
+    assert set(summary["layers"][0]) >= {"name", "output_shape", "params", "connections"}
+    assert summary["layers"][0]["connections"] == 122_304
+
+
+def test_recipes_lists_every_recipe_with_its_source(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mlp-ema", "tutorial-cnn", "lenet5", "deep-mnist", "cnn-adam", "layers-cnn"):
+        assert name in out
+    assert "seed 003" in out and "seed 004" in out
+
+
+def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LENET_DATA_DIR", raising=False)
+    assert main(["train", "--model-dir", str(tmp_path / "m"), "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--data-dir" in err and "LENET_DATA_DIR" in err
+    assert main(["train", "--recipe", "nope", "--model-dir", str(tmp_path / "m")]) == 1
+    assert "known recipes" in capsys.readouterr().err
+    assert main(["train", "--model-dir", str(tmp_path / "m"), "--optimizer", "rmsprop"]) == 1
+    assert "recipe field optimizer" in capsys.readouterr().err
+    assert main(["eval", "--model-dir", str(tmp_path / "nothing"), "--data-dir", str(tmp_path)]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model-dir", "x", "--steps", "many"])
+    assert exit_info.value.code == 2
+
+
+def test_every_recipe_field_is_an_option():
+    from dataclasses import fields
+
+    from lenet.cli import build_parser
+    from lenet.recipes import Recipe
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for f in fields(Recipe):
+        if f.name not in ("name", "source"):
+            assert f"--{f.name.replace('_', '-')}" in help_text
+
+
+def test_train_eval_resume_through_the_command_line(tmp_path, mnist, capsys):
+    model_dir = str(tmp_path / "mlp")
+    common = ["--model-dir", model_dir, "--log-every-steps", "20", "--eval-every-steps", "40"]
+    assert main(["train", "--recipe", "mlp-ema", "--steps", "40", *common]) == 0
+    out = capsys.readouterr().out
+    assert "step 40: validation accuracy" in out and "test accuracy" in out
+    assert main(["train", "--steps", "60", *common, "--json"]) == 0  # resumes the stored recipe
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["step"] == 60
+    assert main(["eval", "--model-dir", model_dir, "--split", "validation", "--json"]) == 0
+    evaluation = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "loss", "step", "split", "per_class", "confusion", "top_5_accuracy"} <= set(evaluation)
+    assert evaluation["step"] == 60 and evaluation["split"] == "validation"
+    assert evaluation["accuracy"] == pytest.approx(result["validation_accuracy"])
+
+
+def test_console_script_runs_as_a_process(tmp_path):
+    lenet = os.path.join(os.path.dirname(sys.executable), "lenet")
+    done = subprocess.run([lenet, "summary", "mlp"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "392,500" in done.stdout

@@ -1,0 +1,119 @@
+import gzip
+import hashlib
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from lenet import data
+from lenet.data import BatchOrder, LenetError, locate_mnist, parse_idx, read_idx, write_idx
+
+
+def test_idx_round_trip_raw_and_gzip(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a-idx3-ubyte", array)
+    assert np.array_equal(read_idx(tmp_path / "a-idx3-ubyte"), array)
+    raw = (tmp_path / "a-idx3-ubyte").read_bytes()
+    assert raw[:4] == bytes([0, 0, 8, 3])  # magic: two zero bytes, uint8 code, 3 dimensions
+    (tmp_path / "a.gz").write_bytes(gzip.compress(raw))
+    assert np.array_equal(read_idx(tmp_path / "a.gz"), array)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "bad magic"),
+    (b"\x01\x00\x08\x01\x00\x00\x00\x01\x05", "bad magic"),
+    (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "bad magic"),
+    (b"\x00\x00\x08\x00", "0 dimensions"),
+    (b"\x00\x00\x08\x02\x00\x00\x00\x01", "header truncated"),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x03\x05\x06", "does not match dimensions"),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x01\x05\x06", "does not match dimensions"),
+])
+def test_idx_validation_errors_name_the_problem(payload, message):
+    with pytest.raises(LenetError, match=message):
+        parse_idx(payload, "x.idx")
+
+
+def test_idx_checksum_mismatch_names_file(tmp_path):
+    write_idx(tmp_path / "f", np.zeros(3, np.uint8))
+    with pytest.raises(LenetError, match=r"f: SHA-256 checksum mismatch"):
+        read_idx(tmp_path / "f", expected_sha256="0" * 64)
+
+
+def test_corrupt_gzip_is_a_clean_error(tmp_path):
+    (tmp_path / "f.gz").write_bytes(b"\x1f\x8b" + b"garbage")
+    with pytest.raises(LenetError, match="corrupt gzip"):
+        read_idx(tmp_path / "f.gz")
+
+
+def test_missing_data_dir_lists_the_options(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    with pytest.raises(LenetError) as error:
+        locate_mnist(tmp_path)
+    text = str(error.value)
+    assert "--data-dir" in text and data.DATA_DIR_ENV in text and "download" in text
+    assert "train-images-idx3-ubyte" in text
+
+
+def test_env_variable_is_used_when_no_option(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(LenetError, match=data.DATA_DIR_ENV):
+        locate_mnist()
+
+
+def _fake_mirror(monkeypatch, tmp_path, good: bool):
+    """Point the downloader at fake files: one IDX payload whose checksum we control."""
+    payload = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02\x07\x09")
+    checksum = hashlib.sha256(gzip.decompress(payload)).hexdigest()
+    monkeypatch.setattr(data, "MNIST_SHA256", {"tiny-idx1-ubyte": checksum if good else "0" * 64})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(data.time, "sleep", lambda s: None)
+    calls = []
+
+    def urlopen(url, timeout):
+        calls.append(url)
+        return io.BytesIO(payload)
+    monkeypatch.setattr(data.urllib.request, "urlopen", urlopen)
+    return calls
+
+
+def test_download_verifies_checksum_and_lands_in_cache(tmp_path, monkeypatch):
+    calls = _fake_mirror(monkeypatch, tmp_path, good=True)
+    paths = locate_mnist()
+    assert paths["tiny-idx1-ubyte"] == tmp_path / "lenet" / "mnist" / "tiny-idx1-ubyte.gz"
+    assert list(read_idx(paths["tiny-idx1-ubyte"])) == [7, 9]
+    assert len(calls) == 1
+    locate_mnist()  # cached: no second download
+    assert len(calls) == 1
+
+
+def test_download_with_bad_checksum_retries_then_fails_and_leaves_nothing(tmp_path, monkeypatch):
+    calls = _fake_mirror(monkeypatch, tmp_path, good=False)
+    with pytest.raises(LenetError, match="could not download tiny-idx1-ubyte.*--data-dir"):
+        locate_mnist()
+    assert len(calls) == 3 * len(data.MNIST_MIRRORS)
+    cache = tmp_path / "lenet" / "mnist"
+    assert not cache.exists() or not any(cache.iterdir())  # no partial or unverified file
+
+
+def test_batch_order_is_a_seeded_permutation_per_epoch():
+    order = BatchOrder(num_examples=10, batch_size=3, seed=7)
+    epoch0 = torch.cat([order.indices(s) for s in range(3)])
+    assert len(set(epoch0.tolist())) == 9  # 3 full batches, no repeats, the remainder skipped
+    again = BatchOrder(10, 3, seed=7)
+    assert torch.equal(again.indices(4), order.indices(4))  # any step is reproducible alone
+    assert not torch.equal(BatchOrder(10, 3, seed=8).indices(0), BatchOrder(10, 3, seed=7).indices(0))
+    with pytest.raises(LenetError, match="batch_size"):
+        BatchOrder(10, 11, seed=0)
+
+
+def test_real_mnist_splits_match_the_tensorflow_reader(mnist):
+    assert mnist.train_images.shape == (55_000, 28, 28) and mnist.train_images.dtype == torch.uint8
+    assert mnist.val_images.shape == (5_000, 28, 28)
+    assert mnist.test_images.shape == (10_000, 28, 28)
+    # Class counts published with the data set (SEEDS.md).
+    train_counts = torch.bincount(torch.cat([mnist.train_labels, mnist.val_labels]), minlength=10)
+    assert train_counts.tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert torch.bincount(mnist.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -1,0 +1,72 @@
+import pytest
+import torch
+from torch import nn
+
+from lenet.errors import LenetError
+from lenet.models import build_model, l2_weights, list_models, register
+from lenet.summary import summarize
+
+
+@pytest.mark.parametrize("name", list(list_models()))
+def test_every_model_maps_a_batch_to_ten_logits_and_backpropagates(name):
+    torch.manual_seed(0)
+    model = build_model(name)
+    images = torch.rand(3, 1, 28, 28)
+    logits = model(images)
+    assert logits.shape == (3, 10) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert summarize(model)["total_params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_lenet5_parameters_and_connections_match_seed_000():
+    layers = summarize(build_model("lenet5"))["layers"]
+    params = {layer["name"]: layer["params"] for layer in layers}
+    assert [params[n] for n in ("conv1", "conv2", "fc1", "fc2", "fc3")] == [156, 2_416, 48_120, 10_164, 850]
+    assert sum(params.values()) == 61_706
+    c1 = layers[0]
+    assert c1["output_shape"] == [6, 28, 28] and c1["connections"] == 122_304
+    # A standard (fully connected) C3: 10*10*16*(5*5*6+1), as SEEDS.md works out.
+    assert layers[2]["connections"] == 241_600
+
+
+def test_tutorial_networks_have_the_seeds_shapes():
+    shapes = {layer["name"]: layer["output_shape"] for layer in summarize(build_model("tutorial-cnn"))["layers"]}
+    assert shapes["pool1"] == [32, 14, 14] and shapes["pool2"] == [64, 7, 7] and shapes["fc1"] == [512]
+    deep = {layer["name"]: layer["params"] for layer in summarize(build_model("deep-mnist"))["layers"]}
+    assert deep["fc1"] == 3136 * 1024 + 1024
+    # Seed 000: a 500-unit dense layer on 28x28x1 has 392,500 parameters.
+    assert summarize(build_model("mlp"))["layers"][0]["params"] == 392_500
+
+
+def test_initial_biases_follow_each_seed():
+    torch.manual_seed(0)
+    tutorial = build_model("tutorial-cnn")
+    assert torch.all(tutorial.conv1.bias == 0.0) and torch.all(tutorial.fc1.bias == 0.1)
+    assert torch.all(build_model("deep-mnist").conv1.bias == 0.1)
+    layers_cnn = build_model("layers-cnn")
+    assert torch.all(layers_cnn.fc1.bias == 0.0) and layers_cnn.dropout.p == 0.4
+    beginner = build_model("beginner-cnn")
+    assert 0.9 < beginner.fc1.weight.std().item() < 1.1 and beginner.fc1.bias.std().item() > 0.5
+
+
+def test_dropout_only_in_training_mode():
+    torch.manual_seed(0)
+    model = build_model("tutorial-cnn")
+    x = torch.rand(4, 1, 28, 28)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    model.train()
+    assert not torch.equal(model(x), model(x))
+
+
+def test_registry_refuses_duplicates_and_lists_known_names():
+    with pytest.raises(ValueError, match="twice"):
+        register("mlp")(lambda: nn.Linear(1, 1))
+    with pytest.raises(LenetError, match="known models: .*tutorial-cnn"):
+        build_model("resnet")
+
+
+def test_l2_covers_the_fully_connected_weights_only():
+    model = build_model("tutorial-cnn")
+    assert [w.shape for w in l2_weights(model)] == [(512, 3136), (10, 512)]

@@ -1,0 +1,109 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import synthetic_mnist
+from lenet.checkpoint import list_checkpoints, read_checkpoint
+from lenet.errors import LenetError
+from lenet.recipes import get_recipe, override
+from lenet.training import (TrainingDiverged, WeightAverage, decayed_learning_rate, ema_decay_at, l2_penalty,
+                            resolve_recipe, train)
+
+
+def test_exponential_decay_matches_hand_computed_values():
+    assert decayed_learning_rate(0.8, 0.99, 550, 549, staircase=True) == 0.8
+    assert math.isclose(decayed_learning_rate(0.8, 0.99, 550, 550, staircase=True), 0.792)
+    assert math.isclose(decayed_learning_rate(0.8, 0.99, 550, 1650, staircase=True), 0.8 * 0.970299)
+    assert math.isclose(decayed_learning_rate(0.8, 0.99, 550, 275, staircase=False), 0.8 * math.sqrt(0.99))
+    assert decayed_learning_rate(0.01, 1.0, 1, 10_000, staircase=False) == 0.01
+
+
+def test_ema_decay_warms_up_like_tensorflow():
+    assert ema_decay_at(0.99, 0) == 0.1          # (1 + 0) / (10 + 0)
+    assert ema_decay_at(0.99, 10) == 0.55        # 11 / 20
+    assert ema_decay_at(0.99, 890) == 0.99       # 891 / 900 = 0.99 exactly
+    assert ema_decay_at(0.99, 100_000) == 0.99
+
+
+def test_l2_penalty_is_rate_times_half_the_sum_of_squares():
+    weights = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]
+    assert math.isclose(l2_penalty(weights, 0.1).item(), 0.1 * (1 + 4 + 9) / 2, rel_tol=1e-6)
+
+
+def test_weight_average_follows_the_shadow_formula():
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average = WeightAverage(model)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    average.update(model, decay=0.5)  # 0.5 * 1 + 0.5 * 3 = 2
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average.update(model, decay=0.75)  # 0.75 * 2 + 0.25 * 0 = 1.5
+    assert average.model.weight.item() == 1.5 and model.weight.item() == 0.0
+
+
+def _fast(recipe_name, **changes):
+    return override(get_recipe(recipe_name), **{"total_steps": 30, "batch_size": 20, "log_every_steps": 7,
+                                                "eval_every_steps": 1000, "checkpoint_every_steps": 1000,
+                                                **changes})
+
+
+@pytest.mark.parametrize("recipe", [
+    _fast("tutorial-cnn"),                                       # SGD + decay + L2 + EMA + dropout
+    _fast("deep-mnist"),                                         # Adam state, dropout
+    _fast("mlp-ema", optimizer="momentum", learning_rate=0.05),  # momentum buffers
+])
+def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, synthetic, recipe):
+    train(recipe, tmp_path / "straight", synthetic)
+    calls = []
+    first = train(recipe, tmp_path / "resumed", synthetic, stop_requested=lambda: calls.append(1) or len(calls) == 13)
+    assert first["step"] == 13 and list_checkpoints(tmp_path / "resumed") == [13]
+    train(recipe, tmp_path / "resumed", synthetic)
+    meta_a, weights_a, state_a = read_checkpoint(tmp_path / "straight")
+    meta_b, weights_b, state_b = read_checkpoint(tmp_path / "resumed")
+    assert meta_a["step"] == meta_b["step"] == 30
+    assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_training_reports_logs_validation_and_test(tmp_path, synthetic):
+    events = []
+    result = train(_fast("mlp-ema", learning_rate=0.1, eval_every_steps=10), tmp_path, synthetic, report=events.append)
+    logs = [e for e in events if e["kind"] == "log"]
+    assert [e["step"] for e in logs] == [1, 7, 14, 21, 28, 30]
+    assert all(e["total_loss"] > e["cross_entropy"] > 0 for e in logs)  # L2 adds to the cross-entropy
+    assert math.isclose(logs[-1]["learning_rate"], 0.1)  # step 29 < 550: first decay period
+    assert [e["step"] for e in events if e["kind"] == "validation"] == [10, 20, 30]
+    assert result["test_accuracy"] > 0.5  # the synthetic classes are easy
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(tmp_path, synthetic):
+    # A step size far too large for a summed loss overflows the weights within a few steps.
+    recipe = _fast("mlp-ema", learning_rate=1e15, loss_reduction="sum", total_steps=200,
+                   checkpoint_every_steps=1, log_every_steps=50)
+    with pytest.raises(TrainingDiverged, match=r"at step \d+ .*Lower --learning-rate") as error:
+        train(recipe, tmp_path, synthetic)
+    bad_step = int(str(error.value).split("at step ")[1].split()[0])
+    kept = list_checkpoints(tmp_path)
+    assert kept and kept[-1] < bad_step
+    _, weights, _ = read_checkpoint(tmp_path)
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_resume_refuses_a_changed_recipe_but_may_extend_steps(tmp_path, synthetic):
+    recipe = _fast("mlp-ema", total_steps=5)
+    train(recipe, tmp_path, synthetic)
+    with pytest.raises(LenetError, match="learning_rate"):
+        train(override(recipe, learning_rate=0.5), tmp_path, synthetic)
+    extended = resolve_recipe(tmp_path, None, total_steps=8)
+    assert extended.learning_rate == recipe.learning_rate
+    assert train(extended, tmp_path, synthetic)["step"] == 8
+
+
+def test_smoke_real_mnist_a_few_hundred_steps_beat_95_percent(mnist_model_dir):
+    _, result = mnist_model_dir
+    assert result["step"] == 300 and result["test_accuracy"] > 0.95
