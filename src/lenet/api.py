@@ -48,6 +48,6 @@ class Classifier:
         """Classes (N,) and probabilities (N, 10) for MNIST-form images: (28, 28), (N, 28, 28) or (N, 784),
         uint8 0..255 or float 0..1. Use lenet.preprocess.image_to_input for arbitrary pictures."""
         inputs = array_to_inputs(np.asarray(images), "images")
-        model, _ = load_model(self.model_dir, self.device)
+        model, _ = load_model(self.model_dir, self.device)  # the newest checkpoint, even if fit() ran since
         probabilities = predict_probabilities(model, inputs).numpy()
         return probabilities.argmax(1), probabilities

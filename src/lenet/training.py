@@ -247,9 +247,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
             metrics["train_loss"] = log["total_loss"]
             report(log)
         if done % recipe.eval_every_steps == 0 or last:
-            model.eval()
             metrics["validation_accuracy"] = evaluate(eval_model, data.val_images, data.val_labels)["accuracy"]
-            model.train()
             report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
         if last:
             metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
