@@ -70,3 +70,23 @@ def test_console_script_runs_as_a_process(tmp_path):
     lenet = os.path.join(os.path.dirname(sys.executable), "lenet")
     done = subprocess.run([lenet, "summary", "mlp"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "392,500" in done.stdout
+
+
+def test_plot_command_lists_the_pictures_it_wrote(mnist_model_dir, tmp_path, capsys):
+    model_dir, _ = mnist_model_dir
+    assert main(["plot", "--model-dir", str(model_dir), "--out", str(tmp_path), "--image", "examples/seven.png"]) == 0
+    written = capsys.readouterr().out.split()
+    assert [p.rsplit("/", 1)[1] for p in written] == [
+        "training-curves.png", "confusion.png", "confident-mistakes.png", "filters.png",
+        "feature-maps-01-conv1.png", "feature-maps-02-pool1.png", "feature-maps-03-conv2.png",
+        "feature-maps-04-pool2.png"]
+    assert all((tmp_path / p.rsplit("/", 1)[1]).stat().st_size > 1000 for p in written)
+
+
+def test_plot_of_a_missing_image_is_a_one_line_error(mnist_model_dir, tmp_path, capsys):
+    model_dir, _ = mnist_model_dir
+    missing = tmp_path / "none.png"
+    assert main(["plot", "--model-dir", str(model_dir), "--out", str(tmp_path), "--image", str(missing)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lenet: error:") and str(missing) in err
+    assert not list(tmp_path.glob("*.png"))  # checked before anything is drawn

@@ -11,6 +11,7 @@ import torch
 from .checkpoint import load_model
 from .data import Mnist, load_mnist
 from .evaluation import evaluate_checkpoint
+from .plots import plot_model_dir
 from .predict import predict_probabilities
 from .preprocess import array_to_inputs
 from .training import resolve_recipe, train
@@ -36,13 +37,18 @@ class Classifier:
             self._data = load_mnist(self.data_dir)
         return self._data
 
-    def fit(self, report: Callable[[dict], None] | None = None) -> dict:
+    def fit(self, report: Callable[[dict], None] | None = None, tensorboard: bool = True) -> dict:
         """Train to the recipe's total_steps (resuming from the newest checkpoint); returns final metrics."""
-        return train(self.recipe, self.model_dir, self.data, self.device, report)
+        return train(self.recipe, self.model_dir, self.data, self.device, report, tensorboard=tensorboard)
 
-    def evaluate(self, split: str = "test", top_k: int = 5) -> dict:
+    def evaluate(self, split: str = "test", top_k: int = 5, tensorboard: bool = True) -> dict:
         """Loss, accuracy, top-k, per-class precision/recall and confusion of the newest checkpoint."""
-        return evaluate_checkpoint(self.model_dir, self.data, split, device=self.device, top_k=top_k)
+        return evaluate_checkpoint(self.model_dir, self.data, split, device=self.device, top_k=top_k,
+                                   tensorboard=tensorboard)
+
+    def plot(self, out_dir: str | Path | None = None, image: str | Path | None = None) -> list[Path]:
+        """The `lenet plot` pictures as PNG files (default MODEL_DIR/plots); returns their paths."""
+        return plot_model_dir(self.model_dir, self.data, out_dir, image, self.device)[0]
 
     def predict(self, images: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Classes (N,) and probabilities (N, 10) for MNIST-form images: (28, 28), (N, 28, 28) or (N, 784),

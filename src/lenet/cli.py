@@ -7,6 +7,7 @@ import dataclasses
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -83,6 +84,27 @@ class _Progress:
             self.bar.close()
 
 
+class _Count:
+    """Progress of a counted task (images evaluated, layers drawn): a bar on a terminal, else a line
+    at most every PERIOD seconds and at the end."""
+
+    def __init__(self, label: str, period_s: float = 10.0):
+        self.label, self.period_s, self.bar, self.last = label, period_s, None, time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            if self.bar is None:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, desc=self.label, leave=False, dynamic_ncols=True)
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.bar.close()
+                self.bar = None
+        elif done >= total or time.monotonic() - self.last >= self.period_s:
+            self.last = time.monotonic()
+            print(f"{self.label}: {done}/{total}", file=sys.stderr, flush=True)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     recipe = resolve_recipe(args.model_dir, args.recipe, **_overrides(args))
     resolve_device(args.device)
@@ -100,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, request_stop)
     progress = _Progress(recipe.total_steps, 0)
     try:
-        result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted))
+        result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted),
+                       args.tensorboard, args.histogram_every)
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
@@ -134,7 +157,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
     if not args.watch:
         _print_eval(evaluate_checkpoint(args.model_dir, data, args.split, device=args.device,
-                                        top_k=args.top_k), args.json)
+                                        top_k=args.top_k, tensorboard=args.tensorboard,
+                                        progress=_Count(f"evaluating {args.split}")), args.json)
         return 0
     if not Path(args.model_dir).is_dir():
         raise LenetError(f"{args.model_dir}: no such model directory")
@@ -142,7 +166,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         for step in watch_checkpoints(args.model_dir, args.poll_seconds):
             try:
-                result = evaluate_checkpoint(args.model_dir, data, args.split, step, args.device, args.top_k)
+                result = evaluate_checkpoint(args.model_dir, data, args.split, step, args.device, args.top_k,
+                                             args.tensorboard, _Count(f"evaluating step {step}"))
             except LenetError as error:  # e.g. pruned by the trainer between listing and reading
                 print(f"lenet: skipping step {step}: {error}", file=sys.stderr)
                 continue
@@ -175,6 +200,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     summary = summarize(build_model(args.model))
     print(json.dumps({"model": args.model, **summary}) if args.json else format_summary(summary, args.model))
+    if args.png:
+        from .plots import architecture_diagram
+        print(f"wrote {architecture_diagram(summary, args.model, Path(args.png))}", file=sys.stderr)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_model_dir
+    resolve_device(args.device)
+    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
+    paths, notes = plot_model_dir(args.model_dir, data, args.out, args.image, args.device,
+                                  _Count("drawing feature maps (layers)", period_s=0))
+    for note in notes:
+        print(f"lenet: note: {note}", file=sys.stderr)
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -213,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", help="recipe name (default: the directory's recipe when resuming, else tutorial-cnn)")
     p.add_argument("--model-dir", required=True, help="where checkpoints and recipe.json go")
     p.add_argument("--json", action="store_true", help="print the final result as JSON")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
+                   help="write TensorBoard events under MODEL_DIR/events (default: on)")
+    p.add_argument("--histogram-every", type=int, default=1000, metavar="N",
+                   help="steps between weight/gradient histograms in the events (default 1000, 0: none)")
     data_options(p)
     _add_recipe_overrides(p)
     p.set_defaults(run=cmd_train)
@@ -224,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object per evaluation")
     p.add_argument("--watch", action="store_true", help="re-evaluate each new checkpoint until interrupted")
     p.add_argument("--poll-seconds", type=float, default=5.0, help="how often --watch looks (default 5)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
+                   help="also write the results as TensorBoard events under MODEL_DIR/events (default: on)")
     data_options(p)
     p.set_defaults(run=cmd_eval)
 
@@ -238,7 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("summary", help="layers, output shapes, parameters and connections of a model")
     p.add_argument("model", choices=list(list_models()), metavar="MODEL", help=", ".join(list_models()))
     p.add_argument("--json", action="store_true")
+    p.add_argument("--png", metavar="FILE", help="also draw the architecture as a diagram into FILE")
     p.set_defaults(run=cmd_summary)
+
+    p = commands.add_parser("plot", help="draw curves, confusion, mistakes, filters and feature maps as PNGs")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--out", help="output directory (default: MODEL_DIR/plots)")
+    p.add_argument("--image", help="draw the feature maps of this picture (or first image of a .npy/IDX file)")
+    data_options(p)
+    p.set_defaults(run=cmd_plot)
 
     p = commands.add_parser("models", help="list the registered networks")
     p.set_defaults(run=cmd_models)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -13,11 +13,14 @@ from torch import nn
 from .checkpoint import list_checkpoints, load_model
 from .data import Mnist, to_float
 from .models import NUM_CLASSES
+from .tensorboard import write_eval_events
 
 
 @torch.no_grad()
-def batched_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Logits for uint8 (N, 28, 28) or float (N, 1, 28, 28) images, in eval mode, batch by batch."""
+def batched_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Logits for uint8 (N, 28, 28) or float (N, 1, 28, 28) images, in eval mode, batch by batch;
+    PROGRESS(done, total) is called after each batch."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -25,6 +28,8 @@ def batched_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 100
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
         chunks.append(model(to_float(batch) if batch.dtype == torch.uint8 else batch))
+        if progress:
+            progress(min(start + batch_size, len(images)), len(images))
     model.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES, device=device)
 
@@ -59,17 +64,23 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, top_k: int =
     }
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k: int = 5) -> dict:
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k: int = 5,
+             progress: Callable[[int, int], None] | None = None) -> dict:
     """Metrics of MODEL on uint8 IMAGES with LABELS (see metrics_from_logits)."""
-    return metrics_from_logits(batched_logits(model, images), labels, top_k)
+    return metrics_from_logits(batched_logits(model, images, progress=progress), labels, top_k)
 
 
 def evaluate_checkpoint(model_dir: str | Path, data: Mnist, split: str = "test", step: int | None = None,
-                        device: str | torch.device = "cpu", top_k: int = 5) -> dict:
-    """Metrics of a model directory's checkpoint (the newest by default) on one split of DATA."""
+                        device: str | torch.device = "cpu", top_k: int = 5, tensorboard: bool = True,
+                        progress: Callable[[int, int], None] | None = None) -> dict:
+    """Metrics of a model directory's checkpoint (the newest by default) on one split of DATA,
+    also written as TensorBoard events under MODEL_DIR/events/eval-SPLIT when TENSORBOARD."""
     model, metadata = load_model(model_dir, device, step)
     images, labels = data.split(split)
-    return {"step": metadata["step"], "split": split, **evaluate(model, images, labels, top_k)}
+    result = {"step": metadata["step"], "split": split, **evaluate(model, images, labels, top_k, progress)}
+    if tensorboard:
+        write_eval_events(model_dir, result)
+    return result
 
 
 def watch_checkpoints(model_dir: str | Path, poll_s: float = 5.0) -> Iterator[int]:

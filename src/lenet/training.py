@@ -17,9 +17,10 @@ from .checkpoint import RECIPE_FILE, list_checkpoints, load_weights, read_checkp
     save_checkpoint, write_json
 from .data import BatchOrder, Mnist, to_float
 from .errors import LenetError
-from .evaluation import evaluate
+from .evaluation import batched_logits, evaluate, metrics_from_logits
 from .models import build_model, l2_weights
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
+from .tensorboard import MISCLASSIFIED_SHOWN, TrainingEvents
 
 Report = Callable[[dict], None]
 
@@ -87,6 +88,23 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
     return torch.stack([loss.detach(), cross_entropy.detach(), correct.to(loss.dtype)])
 
 
+@torch.no_grad()
+def gradient_mean_abs(model: nn.Module) -> dict[str, float]:
+    """Mean absolute gradient of each layer's parameters (weights and bias together), after backward."""
+    sums, counts = {}, {}
+    for name, parameter in model.named_parameters():
+        if parameter.grad is not None:
+            layer = name.rsplit(".", 1)[0]
+            sums[layer] = sums.get(layer, 0) + parameter.grad.abs().sum()
+            counts[layer] = counts.get(layer, 0) + parameter.numel()
+    if not sums:
+        return {}
+    # One device-to-host copy for all layers.
+    totals = torch.stack(list(sums.values()))
+    values = (totals / torch.tensor(list(counts.values()), device=totals.device)).tolist()
+    return dict(zip(sums, values))
+
+
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Split the optimizer state into safetensors-able tensors and JSON-able settings."""
     state = optimizer.state_dict()
@@ -145,11 +163,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu",
-          report: Report | None = None, stop_requested: Callable[[], bool] | None = None) -> dict:
+          report: Report | None = None, stop_requested: Callable[[], bool] | None = None,
+          tensorboard: bool = True, histogram_every_steps: int = 1000) -> dict:
     """Train RECIPE into MODEL_DIR (resuming from its newest checkpoint) and return the final metrics.
 
     REPORT receives dicts with a "kind" of log, validation, checkpoint or test. When
     STOP_REQUESTED returns true the loop saves a checkpoint after the current step and returns.
+    TENSORBOARD writes event files under MODEL_DIR/events/train, with weight and gradient
+    histograms every HISTOGRAM_EVERY_STEPS steps.
     """
     report = report or (lambda event: None)
     model_dir = Path(model_dir)
@@ -204,8 +225,17 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         pending_from, clock = step, now
         loss, cross_entropy, correct = rows[-1].tolist()
         return {"kind": "log", "step": step, "total_loss": loss, "cross_entropy": cross_entropy,
-                "batch_accuracy": correct / recipe.batch_size, "learning_rate": lr,
-                "images_per_s": images_per_s}
+                "l2_loss": loss - cross_entropy, "batch_accuracy": correct / recipe.batch_size,
+                "learning_rate": lr, "images_per_s": images_per_s, "gradient_mean_abs": gradient_mean_abs(model)}
+
+    def validate(step: int) -> float:
+        logits = batched_logits(eval_model, data.val_images)
+        accuracy = metrics_from_logits(logits, data.val_labels)["accuracy"]
+        if events:
+            predictions = logits.argmax(1)
+            wrong = (predictions != data.val_labels).nonzero().flatten()[:MISCLASSIFIED_SHOWN]
+            events.validation(step, accuracy, data.val_images[wrong], data.val_labels[wrong], predictions[wrong])
+        return accuracy
 
     def checkpoint(step: int) -> None:
         state = {"rng.cpu": torch.get_rng_state()}
@@ -221,39 +251,50 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         }, recipe.keep_checkpoints)
         report({"kind": "checkpoint", "step": step, "path": str(path)})
 
+    events = TrainingEvents(model_dir, start_step) if tensorboard else None
+    if events and start_step == 0:
+        events.graph(model, data.train_images[:1])
     lr = recipe.learning_rate
     done = start_step
     model.train()
-    for step in range(start_step, recipe.total_steps):
-        lr = decayed_learning_rate(recipe.learning_rate, recipe.lr_decay_rate, recipe.lr_decay_steps,
-                                   step, recipe.lr_staircase)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        indices = batches.indices(step)
-        step_stats[step - pending_from] = train_step(model, optimizer, data.train_images[indices],
-                                                     data.train_labels[indices], regularized, recipe.l2_rate,
-                                                     recipe.loss_reduction)
-        if average:
-            # Averaged after the update; num_updates is the global step before this update.
-            average.update(model, ema_decay_at(recipe.ema_decay, step))
+    try:
+        for step in range(start_step, recipe.total_steps):
+            lr = decayed_learning_rate(recipe.learning_rate, recipe.lr_decay_rate, recipe.lr_decay_steps,
+                                       step, recipe.lr_staircase)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            indices = batches.indices(step)
+            step_stats[step - pending_from] = train_step(model, optimizer, data.train_images[indices],
+                                                         data.train_labels[indices], regularized, recipe.l2_rate,
+                                                         recipe.loss_reduction)
+            if average:
+                # Averaged after the update; num_updates is the global step before this update.
+                average.update(model, ema_decay_at(recipe.ema_decay, step))
 
-        done = step + 1
-        last = done == recipe.total_steps
-        stopping = stop_requested is not None and stop_requested()
-        checkpointing = done % recipe.checkpoint_every_steps == 0 or last or stopping
-        # Checkpoint steps are checked too, so a checkpoint never holds non-finite weights.
-        if done == 1 or done % recipe.log_every_steps == 0 or checkpointing:
-            log = drain(done)
-            metrics["train_loss"] = log["total_loss"]
-            report(log)
-        if done % recipe.eval_every_steps == 0 or last:
-            metrics["validation_accuracy"] = evaluate(eval_model, data.val_images, data.val_labels)["accuracy"]
-            report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
-        if last:
-            metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
-            report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
-        if checkpointing:
-            checkpoint(done)
-        if stopping:
-            break
+            done = step + 1
+            last = done == recipe.total_steps
+            stopping = stop_requested is not None and stop_requested()
+            checkpointing = done % recipe.checkpoint_every_steps == 0 or last or stopping
+            # Checkpoint steps are checked too, so a checkpoint never holds non-finite weights.
+            if done == 1 or done % recipe.log_every_steps == 0 or checkpointing:
+                log = drain(done)
+                metrics["train_loss"] = log["total_loss"]
+                report(log)
+                if events:
+                    events.log(log)
+            if events and histogram_every_steps > 0 and done % histogram_every_steps == 0:
+                events.histograms(done, model)
+            if done % recipe.eval_every_steps == 0 or last:
+                metrics["validation_accuracy"] = validate(done)
+                report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
+            if last:
+                metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
+                report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
+            if checkpointing:
+                checkpoint(done)
+            if stopping:
+                break
+    finally:
+        if events:
+            events.close()
     return {"step": done, **metrics}

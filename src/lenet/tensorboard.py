@@ -1,0 +1,95 @@
+"""TensorBoard event files for training and evaluation runs, written with PyTorch's SummaryWriter.
+
+Layout under a model directory: events/train (scalars, histograms, graph, misclassified images)
+and events/eval-<split> (what `lenet eval` measured). `tensorboard --logdir MODEL_DIR` shows both.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from .data import to_float
+
+EVENTS_DIR = "events"
+TRAIN_RUN = "train"
+# How many misclassified validation images go into the grid at each validation.
+MISCLASSIFIED_SHOWN = 36
+
+# Training-log fields and the scalar tags they are written under.
+LOG_SCALARS = {
+    "total_loss": "train/total_loss",
+    "cross_entropy": "train/cross_entropy",
+    "l2_loss": "train/l2_loss",
+    "batch_accuracy": "train/batch_accuracy",
+    "learning_rate": "train/learning_rate",
+    "images_per_s": "train/images_per_s",
+}
+VALIDATION_ACCURACY = "validation/accuracy"
+GRADIENT_PREFIX = "gradient_mean_abs/"
+
+
+def train_events_dir(model_dir: str | Path) -> Path:
+    return Path(model_dir) / EVENTS_DIR / TRAIN_RUN
+
+
+class TrainingEvents:
+    """Writes one training run's events; resuming at START_STEP hides events logged after it earlier."""
+
+    def __init__(self, model_dir: str | Path, start_step: int):
+        # purge_step makes TensorBoard drop events at or after the resume step from earlier files,
+        # so an interrupted-and-resumed run shows one clean curve.
+        self.writer = SummaryWriter(str(train_events_dir(model_dir)), purge_step=start_step or None)
+
+    def graph(self, model: nn.Module, example: torch.Tensor) -> None:
+        """The network as TensorBoard's graph view (traced once, in eval mode)."""
+        was_training = model.training
+        model.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer chatter about Python values in forward
+            self.writer.add_graph(model, to_float(example))
+        model.train(was_training)
+
+    def log(self, event: dict) -> None:
+        """A training log event: the LOG_SCALARS plus the per-layer mean absolute gradient."""
+        step = event["step"]
+        for field, tag in LOG_SCALARS.items():
+            self.writer.add_scalar(tag, event[field], step)
+        for layer, value in event.get("gradient_mean_abs", {}).items():
+            self.writer.add_scalar(GRADIENT_PREFIX + layer, value, step)
+
+    def validation(self, step: int, accuracy: float, misclassified: torch.Tensor,
+                   labels: torch.Tensor, predictions: torch.Tensor) -> None:
+        """Validation accuracy and a captioned grid of (some of) the images the model got wrong."""
+        from .plots import labelled_grid  # Pillow only; matplotlib is not needed here
+        self.writer.add_scalar(VALIDATION_ACCURACY, accuracy, step)
+        if len(misclassified):
+            captions = [f"{t} -> {p}" for t, p in zip(labels.tolist(), predictions.tolist())]
+            grid = labelled_grid(misclassified.cpu().numpy(), captions)
+            self.writer.add_image("validation/misclassified (true -> predicted)", grid, step, dataformats="HW")
+
+    def histograms(self, step: int, model: nn.Module) -> None:
+        """Weight and gradient histograms of every parameter."""
+        for name, parameter in model.named_parameters():
+            self.writer.add_histogram(f"weights/{name}", parameter.detach().float().cpu(), step)
+            if parameter.grad is not None:
+                self.writer.add_histogram(f"gradients/{name}", parameter.grad.float().cpu(), step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def write_eval_events(model_dir: str | Path, result: dict) -> Path:
+    """An evaluation result (see evaluation.evaluate_checkpoint) as scalars at its checkpoint's step."""
+    run_dir = Path(model_dir) / EVENTS_DIR / f"eval-{result['split']}"
+    with SummaryWriter(str(run_dir)) as writer:
+        for key, value in result.items():
+            if key == "loss" or key == "accuracy" or key.startswith("top_"):
+                writer.add_scalar(f"eval/{key}", value, result["step"])
+        for row in result["per_class"]:
+            writer.add_scalar(f"eval/recall/{row['class']}", row["recall"], result["step"])
+    return run_dir
