@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .checkpoint import load_model
 from .data import load_mnist
 from .errors import LenetError
 from .evaluation import evaluate_checkpoint, watch_checkpoints
 from .models import build_model, list_models
-from .predict import predict_files
+from .predict import load_predictor, predict_files
 from .recipes import RECIPES, Recipe
 from .summary import format_summary, summarize
 from .training import resolve_device, resolve_recipe, train
@@ -180,9 +179,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise LenetError("--top-k must be at least 1")
-    model, _ = load_model(args.model_dir, resolve_device(args.device))
+    predictor, _ = load_predictor(args.model_dir, resolve_device(args.device))
     failures = 0
-    for result in predict_files(model, args.files, args.top_k):
+    for result in predict_files(predictor, args.files, args.top_k):
         if "error" in result:
             failures += 1
             print(f"lenet: {result['error']}", file=sys.stderr)
@@ -195,6 +194,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             ranked = ", ".join(f"{c} ({p:.3f})" for c, p in result["top_k"])
             print(f"{where}: {result['class']}   top-{args.top_k}: {ranked}")
     return 1 if failures else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+    path = export_model(args.model_dir, args.format, args.output)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -275,12 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("predict", help="classify image, .npy or IDX files")
-    p.add_argument("--model-dir", required=True)
+    p.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX",
+                   help="a model directory, or an ONNX file made by `lenet export`")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--top-k", type=int, default=3, help="how many ranked classes to show (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("export", help="export the evaluation weights to ONNX or TorchScript")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("summary", help="layers, output shapes, parameters and connections of a model")
     p.add_argument("model", choices=list(list_models()), metavar="MODEL", help=", ".join(list_models()))

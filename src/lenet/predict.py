@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import load_model
 from .errors import LenetError
 from .evaluation import batched_logits
 from .preprocess import read_inputs
@@ -26,19 +27,37 @@ def top_k(probabilities: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
     return [[(int(c), float(v)) for c, v in zip(row_c, row_v)] for row_c, row_v in zip(classes, values)]
 
 
-def predict_files(model: nn.Module, paths: Iterable[str | Path], k: int = 3) -> Iterator[dict]:
+Predictor = Callable[[np.ndarray], torch.Tensor]  # float (N, 28, 28) in [0, 1] -> probabilities (N, 10)
+
+
+def load_predictor(source: str | Path, device: str | torch.device = "cpu") -> tuple[Predictor, dict]:
+    """A model directory's newest checkpoint, or an exported .onnx file, as (predictor, description)."""
+    source = Path(source)
+    if source.suffix.lower() == ".onnx":
+        from .export import OnnxPredictor
+        predictor = OnnxPredictor(source)
+        return predictor, predictor.metadata
+    model, metadata = load_model(source, device)
+    return (lambda inputs: predict_probabilities(model, inputs)), metadata
+
+
+def predict_files(predict: Predictor | nn.Module, paths: Iterable[str | Path], k: int = 3) -> Iterator[dict]:
     """One result per image: {"file", "index", "class", "probabilities", "top_k"}, or {"file", "error"}.
 
-    "index" is the position inside a multi-image file (.npy, IDX) and None for a single image.
-    A file that cannot be read yields one error result; the others are still predicted.
+    PREDICT is a Predictor (see load_predictor) or a network. "index" is the position inside a
+    multi-image file (.npy, IDX) and None for a single image. A file that cannot be read yields
+    one error result; the others are still predicted.
     """
+    if isinstance(predict, nn.Module):
+        model = predict
+        predict = lambda inputs: predict_probabilities(model, inputs)  # noqa: E731
     for path in paths:
         try:
             inputs, is_array = read_inputs(path)
         except LenetError as error:
             yield {"file": str(path), "error": str(error)}
             continue
-        probabilities = predict_probabilities(model, inputs)
+        probabilities = predict(inputs)
         for index, (row, best) in enumerate(zip(probabilities, top_k(probabilities, k))):
             yield {"file": str(path), "index": index if is_array else None, "class": best[0][0],
                    "probabilities": [round(float(p), 6) for p in row], "top_k": best}

@@ -1,0 +1,123 @@
+"""Export a model directory's evaluation weights to ONNX or TorchScript, and run an ONNX file.
+
+Both formats take float32 images (N, 1, 28, 28) with a dynamic batch dimension and return logits
+(N, 10); what the input must look like is written into the file's metadata (INPUT_FORMAT).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import load_model
+from .errors import LenetError
+
+FORMATS = ("onnx", "torchscript")
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+INPUT_FORMAT = ("images: float32 (N, 1, 28, 28), white ink on black, pixel / 255 in [0, 1], the digit "
+                "normalized as MNIST (longer side 20 px, centred by centre of mass in 28x28; "
+                "`lenet predict` and lenet.preprocess do this); output logits: float32 (N, 10), "
+                "softmax gives the probabilities of classes 0-9")
+ONNX_OPSET = 18
+
+
+def export_metadata(metadata: dict) -> dict[str, str]:
+    """String key/values describing the exported network (stored in the ONNX/TorchScript file)."""
+    recipe = metadata["recipe"]
+    return {
+        "lenet.model": recipe["model"],
+        "lenet.recipe": json.dumps(recipe, sort_keys=True),
+        "lenet.step": str(metadata["step"]),
+        "lenet.test_accuracy": str(metadata.get("metrics", {}).get("test_accuracy", "")),
+        "lenet.weights_sha256": metadata["weights_sha256"],
+        "lenet.evaluation_weights": metadata.get("evaluation_weights", "trained"),
+        "lenet.input_format": INPUT_FORMAT,
+    }
+
+
+def _write_atomically(path: Path, write) -> Path:
+    """Call WRITE(temporary path) beside PATH, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def export_onnx(model: nn.Module, metadata: dict, path: Path) -> Path:
+    import onnx
+    # The exporter lists optional torchvision operators it could not register; lenet uses none.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+
+    def write(temporary: Path) -> None:
+        example = torch.zeros(2, 1, 28, 28)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model.cpu().eval(), (example,), dynamo=True, verbose=False,
+                                        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                        dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                        opset_version=ONNX_OPSET)
+        proto = program.model_proto
+        for key, value in export_metadata(metadata).items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(temporary))
+
+    return _write_atomically(path, write)
+
+
+def export_torchscript(model: nn.Module, metadata: dict, path: Path) -> Path:
+    def write(temporary: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer notes TF padding is computed from fixed sizes
+            traced = torch.jit.trace(model.cpu().eval(), torch.zeros(2, 1, 28, 28))
+        torch.jit.save(traced, str(temporary),
+                       _extra_files={"lenet.json": json.dumps(export_metadata(metadata), sort_keys=True)})
+
+    return _write_atomically(path, write)
+
+
+def export_model(model_dir: str | Path, fmt: str, path: str | Path) -> Path:
+    """Export MODEL_DIR's newest evaluation weights (the moving average when the recipe keeps one)."""
+    if fmt not in FORMATS:
+        raise LenetError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    model, metadata = load_model(model_dir)
+    exporter = export_onnx if fmt == "onnx" else export_torchscript
+    return exporter(model, metadata, Path(path))
+
+
+class OnnxPredictor:
+    """An exported ONNX file run by onnxruntime on the CPU: float (N, 28, 28) in [0, 1] -> probabilities."""
+
+    def __init__(self, path: str | Path):
+        import onnxruntime
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LenetError(f"{path}: no such ONNX file")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for bad files
+            raise LenetError(f"{path}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, 28, 28]:
+            raise LenetError(f"{path}: expected one input of shape (N, 1, 28, 28), "
+                             f"got {[(i.name, i.shape) for i in inputs]}")
+        self.input_name = inputs[0].name
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def __call__(self, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        images = np.asarray(inputs, dtype=np.float32).reshape(-1, 1, 28, 28)
+        logits = self.session.run(None, {self.input_name: images})[0]
+        return torch.softmax(torch.from_numpy(logits).float(), dim=1)

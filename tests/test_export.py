@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lenet.checkpoint import load_model
+from lenet.cli import main
+from lenet.export import INPUT_FORMAT, OnnxPredictor, export_model
+from lenet.predict import predict_probabilities
+
+
+@pytest.fixture(scope="module")
+def onnx_file(mnist_model_dir, tmp_path_factory):
+    model_dir, _ = mnist_model_dir
+    return export_model(model_dir, "onnx", tmp_path_factory.mktemp("export") / "cnn.onnx")
+
+
+def test_onnx_matches_pytorch_on_the_whole_test_set(mnist_model_dir, onnx_file, mnist):
+    model, metadata = load_model(mnist_model_dir[0])
+    inputs = mnist.test_images.float().div(255)
+    expected = predict_probabilities(model, inputs)
+    predictor = OnnxPredictor(onnx_file)
+    got = torch.cat([predictor(inputs[i:i + 2500].numpy()) for i in range(0, len(inputs), 2500)])
+    assert torch.equal(got.argmax(1), expected.argmax(1))
+    assert (got - expected).abs().max().item() < 1e-5
+    assert predictor.metadata["lenet.step"] == str(metadata["step"])
+    assert predictor.metadata["lenet.input_format"] == INPUT_FORMAT
+    assert json.loads(predictor.metadata["lenet.recipe"])["model"] == "tutorial-cnn"
+
+
+def test_predict_accepts_an_onnx_file_in_place_of_a_model_directory(mnist_model_dir, onnx_file, capsys):
+    assert main(["predict", "--model-dir", str(mnist_model_dir[0]), "examples/seven.png", "--json"]) == 0
+    from_dir = json.loads(capsys.readouterr().out)
+    assert main(["predict", "--model", str(onnx_file), "examples/seven.png", "--json"]) == 0
+    from_onnx = json.loads(capsys.readouterr().out)
+    assert from_onnx["class"] == from_dir["class"] == 7
+    assert np.allclose(from_onnx["probabilities"], from_dir["probabilities"], atol=1e-5)
+
+
+def test_torchscript_round_trip_uses_the_moving_average_weights(synthetic_model_dir, synthetic, tmp_path):
+    path = export_model(synthetic_model_dir, "torchscript", tmp_path / "mlp.pt")
+    extra = {"lenet.json": ""}
+    loaded = torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(extra["lenet.json"])["lenet.evaluation_weights"] == "moving_average"
+    model, _ = load_model(synthetic_model_dir)
+    images = synthetic.test_images.float().div(255).unsqueeze(1)
+    with torch.no_grad():
+        assert torch.allclose(loaded(images), model(images), atol=1e-6)
+        assert loaded(images[:3]).shape == (3, 10)  # the batch dimension is free
+
+
+def test_a_bad_onnx_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert main(["predict", "--model", str(tmp_path / "bad.onnx"), "examples/seven.png"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.onnx" in err
