@@ -203,6 +203,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serving import Limits, serve
+    limits = Limits(args.max_body_bytes, args.max_image_pixels, args.max_batch)
+    for name in ("max_body_bytes", "max_image_pixels", "max_batch"):
+        if getattr(limits, name) < 1:
+            raise LenetError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"lenet: warning: serving on {args.host}, reachable from other machines", file=sys.stderr)
+    serve(args.model_dir, args.host, args.port, limits, resolve_device(args.device))
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     summary = summarize(build_model(args.model))
     print(json.dumps({"model": args.model, **summary}) if args.json else format_summary(summary, args.model))
@@ -294,6 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("serve", help="HTTP API and draw-a-digit page for a model directory or ONNX file")
+    p.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, metavar="N",
+                   help="largest request body accepted (default 4 MiB)")
+    p.add_argument("--max-image-pixels", type=int, default=16_000_000, metavar="N",
+                   help="largest image (width x height) accepted (default 16,000,000)")
+    p.add_argument("--max-batch", type=int, default=64, metavar="N",
+                   help="most images per request and per forward pass (default 64)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.set_defaults(run=cmd_serve)
 
     p = commands.add_parser("summary", help="layers, output shapes, parameters and connections of a model")
     p.add_argument("model", choices=list(list_models()), metavar="MODEL", help=", ".join(list_models()))

@@ -1,0 +1,273 @@
+"""The HTTP API and the draw-a-digit page: a Starlette app, served by uvicorn (`lenet serve`).
+
+POST /predict         one image: an upload (raw image/* body or multipart field "file") or JSON
+                      {"image": 28x28 numbers in [0, 1]}; ?top_k=K, ?include_input=1
+POST /predict/batch   several: multipart files or JSON {"images": [...]}
+GET  /health, GET /model, GET / (the drawing page, static files under /static)
+
+Everything from outside is checked before it reaches the network: body size, content type,
+image dimensions, array shape and values. Bad input is a 4xx JSON {"error": ...}. Concurrent
+requests are grouped into one forward pass by a single inference worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .errors import LenetError
+from .predict import Predictor, load_predictor, top_k
+from .preprocess import array_to_inputs, image_to_input
+
+STATIC_DIR = Path(__file__).parent / "static"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_image_pixels: int = 16_000_000
+    max_batch: int = 64
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class InferenceWorker:
+    """One task runs the network; requests that arrive while it is busy are batched into its next pass."""
+
+    def __init__(self, predict: Predictor, max_batch: int):
+        self.predict, self.max_batch = predict, max_batch
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def __call__(self, inputs: np.ndarray) -> torch.Tensor:
+        """Probabilities (N, 10) for float (N, 28, 28) inputs."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((inputs, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            waiting = [await self.queue.get()]
+            size = len(waiting[0][0])
+            while not self.queue.empty() and size < self.max_batch:
+                waiting.append(self.queue.get_nowait())
+                size += len(waiting[-1][0])
+            try:
+                probabilities = await asyncio.to_thread(self.predict, np.concatenate([w[0] for w in waiting]))
+            except Exception as error:  # hand the failure to every waiting request
+                for _, future in waiting:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            offset = 0
+            for inputs, future in waiting:
+                if not future.done():
+                    future.set_result(probabilities[offset:offset + len(inputs)])
+                offset += len(inputs)
+
+
+def model_info(metadata: dict) -> dict:
+    """What GET /model reports, from a checkpoint's metadata or an ONNX file's lenet.* properties."""
+    if "recipe" in metadata:  # a model directory's checkpoint
+        return {"model": metadata["recipe"]["model"], "recipe": metadata["recipe"]["name"],
+                "step": metadata["step"], "test_accuracy": metadata.get("metrics", {}).get("test_accuracy"),
+                "weights_sha256": metadata.get("weights_sha256"),
+                "evaluation_weights": metadata.get("evaluation_weights")}
+    recipe = json.loads(metadata.get("lenet.recipe", "{}"))
+    accuracy = metadata.get("lenet.test_accuracy")
+    return {"model": metadata.get("lenet.model"), "recipe": recipe.get("name"),
+            "step": int(metadata["lenet.step"]) if metadata.get("lenet.step") else None,
+            "test_accuracy": float(accuracy) if accuracy else None,
+            "weights_sha256": metadata.get("lenet.weights_sha256"),
+            "evaluation_weights": metadata.get("lenet.evaluation_weights")}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed LIMIT bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest(400, "invalid Content-Length header")
+        if int(declared) > limit:
+            raise BadRequest(413, f"request body is {int(declared):,} bytes, over the limit of {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"request body is over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_images(body: bytes, key: str) -> list:
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadRequest(400, f"body is not valid JSON ({error})") from None
+    if not isinstance(payload, dict) or key not in payload:
+        raise BadRequest(400, f'JSON body must be an object with "{key}"')
+    return payload[key]
+
+
+def _array_input(value, name: str) -> np.ndarray:
+    """A JSON 28x28 array of numbers in [0, 1] -> float32 (1, 28, 28)."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise BadRequest(400, f"{name}: must be a 28x28 array of numbers") from None
+    if array.shape not in ((28, 28), (784,)):
+        raise BadRequest(400, f"{name}: expected shape (28, 28) or (784,), got {array.shape}")
+    try:
+        return array_to_inputs(array.reshape(1, 28, 28), name)
+    except LenetError as error:
+        raise BadRequest(400, str(error)) from None
+
+
+def _image_input(payload: bytes, name: str, limits: Limits) -> np.ndarray:
+    try:
+        return image_to_input(payload, name, limits.max_image_pixels)[None]
+    except LenetError as error:
+        status = 413 if "over the limit" in str(error) else 400
+        raise BadRequest(status, str(error)) from None
+
+
+async def _uploads(body: bytes, headers: Headers, limits: Limits) -> list[tuple[str, bytes]]:
+    """(filename, bytes) of every file in a multipart/form-data body."""
+    async def stream():
+        yield body
+        yield b""
+    try:
+        form = await MultiPartParser(headers, stream(), max_files=limits.max_batch, max_fields=16,
+                                     max_part_size=limits.max_body_bytes).parse()
+    except MultiPartException as error:
+        raise BadRequest(400, f"malformed multipart body ({error.message})") from None
+    files = [(value.filename or key, await value.read()) for key, value in form.multi_items()
+             if isinstance(value, UploadFile)]
+    if not files:
+        raise BadRequest(400, "multipart body has no file field")
+    return files
+
+
+async def _read_inputs(request: Request, limits: Limits, batch: bool) -> np.ndarray:
+    """The float (N, 28, 28) inputs of a request, whatever form they came in."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _read_body(request, limits.max_body_bytes)
+    if content_type == "application/json":
+        values = _json_images(body, "images" if batch else "image")
+        if batch:
+            if not isinstance(values, list) or not values:
+                raise BadRequest(400, '"images" must be a non-empty list of 28x28 arrays')
+            if len(values) > limits.max_batch:
+                raise BadRequest(413, f"{len(values)} images, over the batch limit of {limits.max_batch}")
+            return np.concatenate([_array_input(v, f"images[{i}]") for i, v in enumerate(values)])
+        return _array_input(values, "image")
+    if content_type == "multipart/form-data":
+        files = await _uploads(body, request.headers, limits)
+        if not batch and len(files) != 1:
+            raise BadRequest(400, f"/predict takes one file, got {len(files)} (use /predict/batch)")
+        return np.concatenate([await run_in_threadpool(_image_input, payload, name, limits)
+                               for name, payload in files])
+    if content_type in IMAGE_TYPES or content_type == "application/octet-stream":
+        return await run_in_threadpool(_image_input, body, "upload", limits)
+    raise BadRequest(415, f"unsupported content type {content_type or '(none)'!r}: send an image "
+                          f"({', '.join(IMAGE_TYPES)}), multipart/form-data or application/json")
+
+
+def _top_k_param(request: Request) -> int:
+    value = request.query_params.get("top_k", "3")
+    if not value.isdigit() or not 1 <= int(value) <= 10:
+        raise BadRequest(400, f"top_k must be an integer from 1 to 10, got {value!r}")
+    return int(value)
+
+
+def _prediction(inputs: np.ndarray, probabilities: torch.Tensor, k: int, include_input: bool) -> list[dict]:
+    results = []
+    for image, row, best in zip(inputs, probabilities, top_k(probabilities, k)):
+        result = {"class": best[0][0], "probabilities": [float(p) for p in row],
+                  "top_k": [{"class": c, "probability": p} for c, p in best]}
+        if include_input:
+            result["input"] = np.round(image, 4).tolist()
+        results.append(result)
+    return results
+
+
+def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu") -> Starlette:
+    """The app serving a model directory's newest checkpoint, or an exported .onnx file."""
+    predictor, metadata = load_predictor(source, device)
+    info = model_info(metadata)
+    worker = InferenceWorker(predictor, limits.max_batch)
+
+    def handler(batch: bool):
+        async def predict(request: Request) -> JSONResponse:
+            try:
+                k = _top_k_param(request)
+                include_input = request.query_params.get("include_input", "0").lower() in ("1", "true", "yes")
+                inputs = await _read_inputs(request, limits, batch)
+            except BadRequest as error:
+                return JSONResponse({"error": str(error)}, status_code=error.status)
+            results = _prediction(inputs, await worker(inputs), k, include_input)
+            return JSONResponse({"predictions": results} if batch else results[0])
+        return predict
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def model(request: Request) -> JSONResponse:
+        return JSONResponse(info)
+
+    async def page(request: Request) -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    async def not_found(request: Request, exc) -> JSONResponse:
+        return JSONResponse({"error": f"no route {request.method} {request.url.path}"},
+                            status_code=getattr(exc, "status_code", 404))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await worker.start()
+        yield
+        await worker.stop()
+
+    routes = [Route("/", page), Route("/health", health), Route("/model", model),
+              Route("/predict", handler(batch=False), methods=["POST"]),
+              Route("/predict/batch", handler(batch=True), methods=["POST"]),
+              Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
+
+
+def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
+          device: str = "cpu") -> None:
+    """Run the app on uvicorn until interrupted."""
+    import uvicorn
+    app = create_app(source, limits, device)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5)

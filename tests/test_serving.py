@@ -1,0 +1,198 @@
+"""Tests against a real `lenet serve` process on 127.0.0.1, and the drawing page in headless Chromium."""
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lenet.checkpoint import load_model
+from lenet.predict import predict_probabilities
+
+MAX_BODY = 300_000
+MAX_PIXELS = 1_000_000
+MAX_BATCH = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(mnist_model_dir):
+    model_dir, _ = mnist_model_dir
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lenet.cli", "serve", "--model-dir", str(model_dir), "--port", str(port),
+         "--max-body-bytes", str(MAX_BODY), "--max-image-pixels", str(MAX_PIXELS), "--max-batch", str(MAX_BATCH)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"server did not start: {process.stdout.read().decode()[-2000:]}")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def request(url, path, body=None, content_type=None, method=None, headers=None):
+    req = urllib.request.Request(url + path, data=body, method=method or ("POST" if body is not None else "GET"))
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    for key, value in (headers or {}).items():
+        req.add_header(key, value)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = "lenet-test-boundary"
+    parts = [(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+              f"Content-Type: image/png\r\n\r\n").encode() + payload + b"\r\n" for name, payload in files]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_health_and_model(server, mnist_model_dir):
+    assert request(server, "/health") == (200, {"status": "ok"})
+    status, info = request(server, "/model")
+    assert status == 200 and info["model"] == "tutorial-cnn" and info["step"] == 300
+    assert info["test_accuracy"] == pytest.approx(mnist_model_dir[1]["test_accuracy"])
+    assert len(info["weights_sha256"]) == 64
+
+
+def test_predict_an_uploaded_picture_raw_and_multipart(server):
+    seven = open("examples/seven.png", "rb").read()
+    status, raw = request(server, "/predict?top_k=2", seven, "image/png")
+    assert status == 200 and raw["class"] == 7 and len(raw["probabilities"]) == 10
+    assert [entry["class"] for entry in raw["top_k"]][0] == 7 and len(raw["top_k"]) == 2
+    body, content_type = multipart([("seven.png", seven)])
+    status, form = request(server, "/predict", body, content_type)
+    assert status == 200 and form["class"] == 7
+    assert np.allclose(form["probabilities"], raw["probabilities"], atol=1e-6)
+
+
+def test_json_arrays_give_the_same_answers_as_the_library(server, mnist_model_dir, mnist):
+    model, _ = load_model(mnist_model_dir[0])
+    images = mnist.test_images[:5].float().div(255)
+    expected = predict_probabilities(model, images)
+    status, single = request(server, "/predict", json.dumps({"image": images[0].tolist()}).encode(),
+                             "application/json")
+    assert status == 200 and np.allclose(single["probabilities"], expected[0], atol=1e-5)
+    status, batch = request(server, "/predict/batch", json.dumps({"images": images.tolist()}).encode(),
+                            "application/json")
+    assert status == 200 and [p["class"] for p in batch["predictions"]] == expected.argmax(1).tolist()
+    body, content_type = multipart([("a.png", open("examples/seven.png", "rb").read())] * 3)
+    status, files = request(server, "/predict/batch", body, content_type)
+    assert status == 200 and [p["class"] for p in files["predictions"]] == [7, 7, 7]
+
+
+def _bad_inputs():
+    big = png_bytes(Image.new("L", (1500, 1000), 255))  # 1.5 M pixels, compresses to a few KB
+    truncated = open("examples/seven.png", "rb").read()[:120]
+    return [
+        ("wrong content type", "/predict", b"hello", "text/plain", 415),
+        ("no content type", "/predict", b"hello", None, 415),
+        ("not an image", "/predict", b"GIF89a this is not really a gif", "image/png", 400),
+        ("truncated image", "/predict", truncated, "image/png", 400),
+        ("empty body", "/predict", b"", "image/png", 400),
+        ("blank image, no ink", "/predict", png_bytes(Image.new("L", (50, 50), 255)), "image/png", 400),
+        ("oversized body", "/predict", b"\0" * (MAX_BODY + 1), "image/png", 413),
+        ("image dimensions over the limit", "/predict", big, "image/png", 413),
+        ("malformed JSON", "/predict", b'{"image": [1, 2', "application/json", 400),
+        ("JSON without image", "/predict", b'{"picture": []}', "application/json", 400),
+        ("wrong array shape", "/predict", json.dumps({"image": [[0.5] * 27] * 28}).encode(), "application/json", 400),
+        ("ragged array", "/predict", json.dumps({"image": [[0.5] * 28, [0.5]]}).encode(), "application/json", 400),
+        ("strings in the array", "/predict", json.dumps({"image": [["a"] * 28] * 28}).encode(), "application/json", 400),
+        ("NaN values", "/predict", ('{"image": [' + ",".join(["[" + ",".join(["NaN"] * 28) + "]"] * 28) + "]}").encode(),
+         "application/json", 400),
+        ("values out of range", "/predict", json.dumps({"image": [[3.0] * 28] * 28}).encode(), "application/json", 400),
+        ("batch over the limit", "/predict/batch", json.dumps({"images": [[[0.0] * 28] * 28] * (MAX_BATCH + 1)}).encode(),
+         "application/json", 413),
+        ("empty batch", "/predict/batch", b'{"images": []}', "application/json", 400),
+        ("multipart without a file", "/predict", b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n",
+         "multipart/form-data; boundary=x", 400),
+        ("bad top_k", "/predict?top_k=eleven", open("examples/seven.png", "rb").read(), "image/png", 400),
+    ]
+
+
+@pytest.mark.parametrize("case", _bad_inputs(), ids=lambda case: case[0])
+def test_bad_input_gets_a_4xx_json_error_and_the_server_keeps_answering(server, case):
+    _, path, body, content_type, expected_status = case
+    status, payload = request(server, path, body, content_type)
+    assert status == expected_status and isinstance(payload["error"], str) and payload["error"]
+    assert request(server, "/health") == (200, {"status": "ok"})
+
+
+def test_concurrent_requests_each_get_their_own_answer(server, mnist):
+    images = mnist.test_images[:48].float().div(255)
+
+    def ask(i):
+        return request(server, "/predict", json.dumps({"image": images[i].tolist()}).encode(), "application/json")[1]
+
+    alone = [ask(i)["probabilities"] for i in range(0, 48, 8)]
+    with ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(ask, range(48)))
+    for i, probabilities in zip(range(0, 48, 8), alone):
+        assert np.allclose(together[i]["probabilities"], probabilities, atol=1e-5)
+    assert [r["class"] for r in together] == [int(np.argmax(r["probabilities"])) for r in together]
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (.ci/run installs it)")
+def test_drawing_a_one_on_the_page_shows_what_the_api_says(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(server + "/")
+            box = page.locator("#pad").bounding_box()
+            page.mouse.move(box["x"] + 140, box["y"] + 40)
+            page.mouse.down()
+            for y in range(40, 250, 10):  # a vertical stroke: a one
+                page.mouse.move(box["x"] + 140, box["y"] + y)
+            page.mouse.up()
+            page.wait_for_function("window.lenet.lastResult !== null && !window.lenet.busy()", timeout=20_000)
+            shown = int(page.locator("#prediction").get_attribute("data-class"))
+            seen_input = page.evaluate("window.lenet.lastInput")
+            bar = page.locator(f"#bar-{shown} .value").text_content()
+            assert "tutorial-cnn" in page.locator("#model-info").text_content()
+        finally:
+            browser.close()
+    status, api = request(server, "/predict", json.dumps({"image": seen_input}).encode(), "application/json")
+    assert status == 200
+    assert shown == api["class"] == 1
+    assert float(bar) == pytest.approx(api["probabilities"][shown], abs=1e-3)
