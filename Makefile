@@ -12,7 +12,7 @@ TRAIN_ARGS ?=
 LENET_DATA_DIR ?= $(wildcard ../shared/data/mnist)
 export LENET_DATA_DIR
 
-.PHONY: train test setup clean
+.PHONY: train test setup clean bench-setup
 
 $(BIN)/lenet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ train: $(BIN)/lenet
 
 test: $(BIN)/lenet
 	$(BIN)/python -m pytest
+
+# TensorFlow for the side-by-side baselines only (benchmarks/compare_cpu.py); lenet never imports it.
+bench-setup:
+	$(PYTHON) -m venv .venv-tf
+	.venv-tf/bin/pip install --quiet tensorflow-cpu==2.21.0
 
 clean:
 	rm -rf $(VENV) runs

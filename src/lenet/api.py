@@ -14,7 +14,7 @@ from .evaluation import evaluate_checkpoint
 from .plots import plot_model_dir
 from .predict import predict_probabilities
 from .preprocess import array_to_inputs
-from .training import resolve_recipe, train
+from .training import Execution, resolve_recipe, train
 
 
 class Classifier:
@@ -37,9 +37,11 @@ class Classifier:
             self._data = load_mnist(self.data_dir)
         return self._data
 
-    def fit(self, report: Callable[[dict], None] | None = None, tensorboard: bool = True) -> dict:
+    def fit(self, report: Callable[[dict], None] | None = None, tensorboard: bool = True,
+            execution: Execution = Execution()) -> dict:
         """Train to the recipe's total_steps (resuming from the newest checkpoint); returns final metrics."""
-        return train(self.recipe, self.model_dir, self.data, self.device, report, tensorboard=tensorboard)
+        return train(self.recipe, self.model_dir, self.data, self.device, report, tensorboard=tensorboard,
+                     execution=execution)
 
     def evaluate(self, split: str = "test", top_k: int = 5, tensorboard: bool = True) -> dict:
         """Loss, accuracy, top-k, per-class precision/recall and confusion of the newest checkpoint."""

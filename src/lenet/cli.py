@@ -18,7 +18,7 @@ from .models import build_model, list_models
 from .predict import load_predictor, predict_files
 from .recipes import RECIPES, Recipe
 from .summary import format_summary, summarize
-from .training import resolve_device, resolve_recipe, train
+from .training import PRECISIONS, Execution, resolve_device, resolve_recipe, train
 
 # Short spellings the seeds' readers expect, besides the generated --total-steps / --learning-rate.
 _ALIASES = {"total_steps": ["--steps"], "learning_rate": ["--lr"]}
@@ -71,6 +71,8 @@ class _Progress:
             line = f"step {event['step']}: validation accuracy {event['accuracy']:.4f}"
         elif kind == "test":
             line = f"step {event['step']}: test accuracy {event['accuracy']:.4f}"
+        elif kind == "compile":
+            line = f"compiled the network in {event['seconds']:.1f} s (not counted in images/s)"
         else:
             line = f"step {event['step']}: checkpoint {event['path']}"
         if self.bar is not None:
@@ -122,7 +124,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress = _Progress(recipe.total_steps, 0)
     try:
         result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted),
-                       args.tensorboard, args.histogram_every)
+                       args.tensorboard, args.histogram_every,
+                       Execution(args.precision, args.channels_last, args.compile, args.deterministic))
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
@@ -276,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write TensorBoard events under MODEL_DIR/events (default: on)")
     p.add_argument("--histogram-every", type=int, default=1000, metavar="N",
                    help="steps between weight/gradient histograms in the events (default 1000, 0: none)")
+    speed = p.add_argument_group("how to compute (same results up to rounding; may change on resume)")
+    speed.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="bf16 autocasts convolutions and matrix products (fast on AMX/AVX512-BF16 CPUs and GPUs)")
+    speed.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                       help="NHWC memory layout (default: on)")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the network (compile time reported)")
+    speed.add_argument("--deterministic", action="store_true", help="bitwise-reproducible kernels only")
     data_options(p)
     _add_recipe_overrides(p)
     p.set_defaults(run=cmd_train)

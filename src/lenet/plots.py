@@ -102,9 +102,11 @@ def confusion_plot(confusion: list[list[int]], path: Path, title: str = "confusi
     figure, ax = plt.subplots(figsize=(7, 6))
     off_diagonal = counts * (1 - np.eye(len(counts), dtype=counts.dtype))
     ax.imshow(off_diagonal, cmap="Reds")
+    darkest = max(int(off_diagonal.max()), 1)
     for (row, col), n in np.ndenumerate(counts):
-        ax.text(col, row, str(n), ha="center", va="center", fontsize=8,
-                color="tab:blue" if row == col else "black", fontweight="bold" if row == col else None)
+        colour = "tab:blue" if row == col else ("white" if off_diagonal[row, col] > darkest / 2 else "black")
+        ax.text(col, row, str(n), ha="center", va="center", fontsize=8, color=colour,
+                fontweight="bold" if row == col else None)
     ax.set_xticks(range(len(counts)))
     ax.set_yticks(range(len(counts)))
     ax.set_xlabel("predicted class")

@@ -23,6 +23,25 @@ from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
 from .tensorboard import MISCLASSIFIED_SHOWN, TrainingEvents
 
 Report = Callable[[dict], None]
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a run computes, as opposed to what it learns (the Recipe).
+
+    The same recipe and seed give the same curve whatever these say, up to floating-point
+    rounding, so they are not part of the recipe and a run may resume with other settings.
+    """
+    precision: str = "fp32"       # "bf16": autocast convolutions and matrix products to bfloat16
+    channels_last: bool = True    # NHWC activations: the layout oneDNN and cuDNN convolve fastest
+    compile: bool = False         # torch.compile the network (one-off compile time, faster steps);
+                                  # its dropout masks come from another generator unless deterministic
+    deterministic: bool = False   # bitwise-reproducible kernels only (CPU kernels already are)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise LenetError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 class TrainingDiverged(LenetError):
@@ -74,12 +93,13 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=recipe.learning_rate, eps=recipe.adam_epsilon)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
                labels: torch.Tensor, regularized: list[torch.Tensor], l2_rate: float,
-               loss_reduction: str) -> torch.Tensor:
-    """One forward/backward/update; returns [total loss, cross-entropy, correct] on the device."""
-    logits = model(to_float(images))
-    cross_entropy = F.cross_entropy(logits, labels, reduction=loss_reduction)
+               loss_reduction: str, bf16: bool = False) -> torch.Tensor:
+    """One forward/backward/update on float INPUTS; returns [total loss, cross-entropy, correct] on the device."""
+    with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(inputs)
+    cross_entropy = F.cross_entropy(logits.float(), labels, reduction=loss_reduction)
     loss = cross_entropy + l2_penalty(regularized, l2_rate) if l2_rate > 0 else cross_entropy
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -103,6 +123,23 @@ def gradient_mean_abs(model: nn.Module) -> dict[str, float]:
     totals = torch.stack(list(sums.values()))
     values = (totals / torch.tensor(list(counts.values()), device=totals.device)).tolist()
     return dict(zip(sums, values))
+
+
+def _compile_warm_up(step_model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+                     report: Report, step: int) -> float:
+    """Compile forward and backward on one batch without training (no update, RNG state restored),
+    report how long it took, and return the clock from which training speed is measured."""
+    started = time.perf_counter()
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state() if inputs.is_cuda else None
+    step_model(inputs).float().sum().backward()
+    optimizer.zero_grad(set_to_none=True)
+    if inputs.is_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.set_rng_state(cuda_rng)
+    torch.set_rng_state(cpu_rng)
+    report({"kind": "compile", "step": step, "seconds": time.perf_counter() - started})
+    return time.perf_counter()
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -164,13 +201,14 @@ def resolve_device(device: str) -> torch.device:
 
 def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu",
           report: Report | None = None, stop_requested: Callable[[], bool] | None = None,
-          tensorboard: bool = True, histogram_every_steps: int = 1000) -> dict:
+          tensorboard: bool = True, histogram_every_steps: int = 1000,
+          execution: Execution = Execution()) -> dict:
     """Train RECIPE into MODEL_DIR (resuming from its newest checkpoint) and return the final metrics.
 
     REPORT receives dicts with a "kind" of log, validation, checkpoint or test. When
     STOP_REQUESTED returns true the loop saves a checkpoint after the current step and returns.
     TENSORBOARD writes event files under MODEL_DIR/events/train, with weight and gradient
-    histograms every HISTOGRAM_EVERY_STEPS steps.
+    histograms every HISTOGRAM_EVERY_STEPS steps. EXECUTION says how to compute (see Execution).
     """
     report = report or (lambda event: None)
     model_dir = Path(model_dir)
@@ -181,8 +219,15 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
     write_json(recipe_path, recipe.to_dict())
     device = resolve_device(device)
 
+    if execution.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        if execution.compile:  # compiled dropout otherwise draws its masks from its own generator
+            from torch._inductor import config as inductor_config
+            inductor_config.fallback_random = True
     torch.manual_seed(recipe.seed)
-    model = build_model(recipe.model).to(device)
+    layout = torch.channels_last if execution.channels_last else torch.contiguous_format
+    model = build_model(recipe.model).to(device, memory_format=layout)
     optimizer = build_optimizer(recipe, model)
     average = WeightAverage(model) if recipe.ema_decay > 0 else None
     eval_model = average.model if average else model
@@ -200,6 +245,8 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         start_step, metrics = metadata["step"], metadata["metrics"]
 
     data = data.to(device)
+    # The compiled network shares its parameters with MODEL; checkpoints and evaluation use MODEL.
+    step_model = torch.compile(model) if execution.compile else model
     batches = BatchOrder(len(data.train_labels), recipe.batch_size, recipe.seed, device)
     regularized = l2_weights(model)
     # Per-step [loss, cross-entropy, correct] stay on the device until the next log line reads them.
@@ -257,6 +304,9 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
     lr = recipe.learning_rate
     done = start_step
     model.train()
+    if execution.compile:
+        clock = _compile_warm_up(step_model, optimizer, to_float(data.train_images[:recipe.batch_size])
+                                 .contiguous(memory_format=layout), report, start_step)
     try:
         for step in range(start_step, recipe.total_steps):
             lr = decayed_learning_rate(recipe.learning_rate, recipe.lr_decay_rate, recipe.lr_decay_steps,
@@ -264,9 +314,10 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
             for group in optimizer.param_groups:
                 group["lr"] = lr
             indices = batches.indices(step)
-            step_stats[step - pending_from] = train_step(model, optimizer, data.train_images[indices],
-                                                         data.train_labels[indices], regularized, recipe.l2_rate,
-                                                         recipe.loss_reduction)
+            inputs = to_float(data.train_images[indices]).contiguous(memory_format=layout)
+            step_stats[step - pending_from] = train_step(step_model, optimizer, inputs, data.train_labels[indices],
+                                                         regularized, recipe.l2_rate, recipe.loss_reduction,
+                                                         execution.precision == "bf16")
             if average:
                 # Averaged after the update; num_updates is the global step before this update.
                 average.update(model, ema_decay_at(recipe.ema_decay, step))

@@ -1,0 +1,78 @@
+"""Side by side on this machine: lenet vs idiomatic PyTorch vs TensorFlow graph mode vs Keras fit.
+
+Runs benchmarks/throughput.py and the baselines in benchmarks/baselines/ as child processes, in
+alternation for --rounds rounds (so that a noisy machine hurts them alike), and prints one JSON
+object: each implementation's median train and inference images/s, its test accuracy after the
+same number of steps, and lenet's ratio to each.
+
+Usage: LENET_DATA_DIR=... python benchmarks/compare_cpu.py [--steps 300] [--rounds 3] [--tf-python .venv-tf/bin/python]
+TensorFlow runs from its own environment (`make bench-setup` creates .venv-tf); without it the
+TensorFlow rows are left out and say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def cpu_model() -> str:
+    return next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")), platform.processor())
+
+
+def run(command: list[str]) -> dict:
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tf-python", default=str(HERE.parent / ".venv-tf" / "bin" / "python"))
+    args = parser.parse_args()
+    steps = ["--steps", str(args.steps)]
+    commands = {
+        "lenet": [sys.executable, str(HERE / "throughput.py"), *steps],
+        "pytorch-dataloader": [sys.executable, str(HERE / "baselines" / "torch_dataloader.py"), *steps],
+    }
+    notes = []
+    if Path(args.tf_python).exists():
+        for mode in ("graph", "keras"):
+            commands[f"tensorflow-{mode}"] = [args.tf_python, str(HERE / "baselines" / "tf_tutorial_cnn.py"),
+                                              "--mode", mode, *steps]
+    else:
+        notes.append(f"no TensorFlow environment at {args.tf_python}: run `make bench-setup`")
+    results: dict[str, list[dict]] = {name: [] for name in commands}
+    for round_index in range(args.rounds):
+        for name, command in commands.items():
+            results[name].append(run(command))
+            print(f"round {round_index + 1}: {name} {results[name][-1]['train_images_per_s']} train images/s",
+                  file=sys.stderr, flush=True)
+    summary = {}
+    for name, runs in results.items():
+        summary[name] = {
+            "train_images_per_s": statistics.median(r["train_images_per_s"] for r in runs),
+            "infer_images_per_s": statistics.median(r["infer_images_per_s"] for r in runs),
+            "test_accuracy": statistics.median(r["test_accuracy"] for r in runs),
+        }
+    ours = summary["lenet"]
+    for name, row in summary.items():
+        if name != "lenet":
+            row["lenet_train_ratio"] = round(ours["train_images_per_s"] / row["train_images_per_s"], 2)
+            row["lenet_infer_ratio"] = round(ours["infer_images_per_s"] / row["infer_images_per_s"], 2)
+    print(json.dumps({"model": "tutorial-cnn", "batch_size": 100, "steps": args.steps, "rounds": args.rounds,
+                      "machine": f"{cpu_model()}, {results['lenet'][0]['threads']} threads",
+                      "results": summary, "notes": notes}))
+
+
+if __name__ == "__main__":
+    main()
