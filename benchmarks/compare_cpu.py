@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from machine import cpu_model
+
 HERE = Path(__file__).resolve().parent
-
-
-def cpu_model() -> str:
-    return next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")), platform.processor())
 
 
 def run(command: list[str]) -> dict:

@@ -1,17 +1,20 @@
-"""lenet's training and inference speed on the tutorial CNN, in images/s; prints one JSON object.
+"""lenet's training and inference speed, in images/s; prints one JSON object.
 
-Training: `lenet.training.train` on tutorial-cnn with its own recipe (SGD + decay + L2 + EMA,
-batch 100) for --steps steps; the rate is averaged over the log intervals after the first two
-(warm-up). Inference: the evaluation weights over the 10,000 test images in batches of
---infer-batch, after one warm-up batch.
+Training: `lenet.training.train` with the recipe's own settings (tutorial-cnn: SGD + decay + L2 +
+EMA, batch 100) for --steps steps; the rate is averaged over the log intervals after the first two
+(warm-up), and compilation (--compile) is reported apart. Inference: the evaluation weights over
+the 10,000 test images in batches of --infer-batch, after one warm-up batch, with the same
+precision, layout and compilation as training.
 
-Usage: LENET_DATA_DIR=... python benchmarks/throughput.py [--steps 300] [--device cpu|cuda] [--recipe tutorial-cnn]
+Usage: LENET_DATA_DIR=... python benchmarks/throughput.py [--steps 300] [--device cpu|cuda]
+       [--recipe tutorial-cnn] [--precision fp32|bf16] [--compile] [--no-channels-last]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
 
@@ -19,42 +22,68 @@ import torch
 
 from lenet import get_recipe, load_mnist
 from lenet.checkpoint import load_model
-from lenet.evaluation import batched_logits
+from lenet.data import to_float
 from lenet.recipes import override
-from lenet.training import train
+from lenet.training import Execution, synchronize, train
+from machine import describe
 
 
-def measure(recipe_name: str, steps: int, device: str, infer_batch: int) -> dict:
+@torch.no_grad()
+def inference_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int, execution: Execution) -> float:
+    """Images/s of MODEL over uint8 IMAGES already on its device, logits left on the device."""
+    layout = torch.channels_last if execution.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    forward = torch.compile(model) if execution.compile else model
+    batches = [to_float(images[i:i + batch_size]).contiguous(memory_format=layout)
+               for i in range(0, len(images), batch_size)]
+
+    def run_all() -> None:
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=execution.precision == "bf16"):
+            for batch in batches:
+                forward(batch)
+        synchronize(images.device)
+
+    forward(batches[0])  # warm-up (and compilation)
+    start = time.perf_counter()
+    run_all()
+    return len(images) / (time.perf_counter() - start)
+
+
+def measure(recipe_name: str, steps: int, device: str, infer_batch: int, execution: Execution) -> dict:
     data = load_mnist()
     recipe = override(get_recipe(recipe_name), total_steps=steps, log_every_steps=max(steps // 10, 1),
                       eval_every_steps=steps, checkpoint_every_steps=steps)
     rates = []
     with tempfile.TemporaryDirectory() as model_dir:
         start = time.perf_counter()
-        result = train(recipe, model_dir, data, device, tensorboard=False,
+        result = train(recipe, model_dir, data, device, tensorboard=False, execution=execution,
                        report=lambda e: rates.append(e["images_per_s"]) if e["kind"] == "log" else None)
         wall_s = time.perf_counter() - start
         model, _ = load_model(model_dir, device)
-    images = data.test_images.to(device)
-    batched_logits(model, images[:infer_batch], infer_batch)  # warm-up
-    start = time.perf_counter()
-    batched_logits(model, images, infer_batch).cpu()
-    infer_rate = len(images) / (time.perf_counter() - start)
     steady = rates[2:] or rates
     return {"implementation": "lenet", "recipe": recipe_name, "steps": steps, "batch_size": recipe.batch_size,
-            "device": device, "threads": torch.get_num_threads(),
-            "train_images_per_s": round(sum(steady) / len(steady)), "infer_images_per_s": round(infer_rate),
-            "test_accuracy": result["test_accuracy"], "wall_time_s": round(wall_s, 1), "torch": torch.__version__}
+            "device": device, "precision": execution.precision, "channels_last": execution.channels_last,
+            "compile": execution.compile,
+            "train_images_per_s": round(sum(steady) / len(steady)),
+            "infer_images_per_s": round(inference_rate(model, data.test_images.to(device), infer_batch, execution)),
+            "test_accuracy": result["test_accuracy"], "compile_s": round(result["compile_seconds"], 1),
+            "wall_time_s": round(wall_s, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            **describe(device)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--recipe", default="tutorial-cnn")
     parser.add_argument("--infer-batch", type=int, default=1000)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
-    print(json.dumps(measure(args.recipe, args.steps, args.device, args.infer_batch)))
+    execution = Execution(args.precision, args.channels_last, args.compile)
+    print(json.dumps(measure(args.recipe, args.steps, args.device, args.infer_batch, execution)))
 
 
 if __name__ == "__main__":

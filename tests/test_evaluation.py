@@ -1,11 +1,19 @@
+import json
 import threading
 import time
 
 import pytest
 import torch
 
-from lenet.checkpoint import save_checkpoint
-from lenet.evaluation import confusion_matrix, evaluate_checkpoint, metrics_from_logits, watch_checkpoints
+from conftest import synthetic_mnist
+from lenet.augment import shifted
+from lenet.checkpoint import load_model, save_checkpoint
+from lenet.cli import main
+from lenet.data import to_float
+from lenet.evaluation import (batched_logits, confusion_matrix, evaluate_checkpoint, evaluate_ensemble,
+                              metrics_from_logits, watch_checkpoints)
+from lenet.recipes import get_recipe, override
+from lenet.training import train
 
 
 def test_metrics_against_a_hand_worked_example():
@@ -33,6 +41,48 @@ def test_evaluate_checkpoint_reports_step_and_split(synthetic_model_dir, synthet
     assert result["step"] == 60 and result["split"] == "validation"
     assert result["examples"] == len(synthetic.val_labels)
     assert sum(map(sum, result["confusion"])) == len(synthetic.val_labels)
+
+
+def test_test_time_augmentation_averages_the_shifted_views(synthetic_model_dir, synthetic):
+    model, _ = load_model(synthetic_model_dir)
+    images = to_float(synthetic.test_images[:20])
+    with torch.no_grad():
+        views = [torch.softmax(model(shifted(images, dy, dx)), 1) for dy, dx in [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]]
+    expected = torch.stack(views).mean(0)
+    assert torch.allclose(batched_logits(model, images, batch_size=7, tta=True).exp(), expected, atol=1e-6)
+    assert not torch.allclose(expected, views[0], atol=1e-4)  # the shifts do change the answer
+    result = evaluate_checkpoint(synthetic_model_dir, synthetic, tta=True, tensorboard=False)
+    assert result["tta"] is True and 0 < result["accuracy"] <= 1
+
+
+@pytest.fixture(scope="module")
+def second_model_dir(tmp_path_factory, synthetic):
+    model_dir = tmp_path_factory.mktemp("synthetic-mlp-seed-1")
+    train(override(get_recipe("mlp-ema"), total_steps=10, batch_size=50, learning_rate=0.1, seed=1,
+                   eval_every_steps=10, checkpoint_every_steps=10), model_dir, synthetic, tensorboard=False)
+    return model_dir
+
+
+def test_ensemble_averages_the_members_probabilities(synthetic_model_dir, second_model_dir, synthetic):
+    result = evaluate_ensemble([synthetic_model_dir, second_model_dir], synthetic)
+    probabilities = [torch.softmax(batched_logits(load_model(d)[0], synthetic.test_images), 1)
+                     for d in (synthetic_model_dir, second_model_dir)]
+    expected = ((probabilities[0] + probabilities[1]) / 2).argmax(1)
+    assert result["accuracy"] == pytest.approx((expected == synthetic.test_labels).double().mean().item())
+    assert [m["step"] for m in result["members"]] == [60, 10]
+    for member, p in zip(result["members"], probabilities):
+        assert member["accuracy"] == pytest.approx((p.argmax(1) == synthetic.test_labels).double().mean().item())
+
+
+def test_ensemble_command_prints_members_and_refuses_missing_dirs(synthetic_model_dir, second_model_dir,
+                                                                 tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("lenet.cli.load_mnist", lambda *args, **kwargs: synthetic_mnist())
+    assert main(["ensemble", str(synthetic_model_dir), str(second_model_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["members"]) == 2 and result["examples"] == len(synthetic_mnist().test_labels)
+    assert main(["ensemble", str(synthetic_model_dir), str(tmp_path / "missing")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "missing: no such model directory" in error
 
 
 def test_watch_yields_each_new_checkpoint(tmp_path):

@@ -10,7 +10,7 @@ from lenet.recipes import RECIPES, Recipe, get_recipe, override
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_every_recipe_is_valid_and_round_trips_through_json(name):
     recipe = get_recipe(name)
-    assert recipe.model in list_models() and recipe.source.startswith("seed 00")
+    assert recipe.model in list_models() and recipe.source.startswith(("seed 00", "lenet: "))
     assert Recipe.from_dict(recipe.to_dict()) == recipe
 
 
@@ -31,7 +31,11 @@ def test_recipes_carry_the_seeds_hyperparameters():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("optimizer", "rmsprop", "optimizer: 'rmsprop' is not one of sgd, momentum, adam"),
+    ("optimizer", "rmsprop", "optimizer: 'rmsprop' is not one of sgd, momentum, nesterov, adam"),
+    ("lr_schedule", "cosine", "lr_schedule: 'cosine' is not one of exponential, one-cycle"),
+    ("augment", "mixup", "augment: 'mixup' is not one of none, affine, elastic"),
+    ("label_smoothing", 1.0, r"label_smoothing: must be in \[0, 1\)"),
+    ("weight_decay", -1e-4, "weight_decay: must be >= 0"),
     ("batch_size", 0, "batch_size: must be positive"),
     ("ema_decay", 1.0, r"ema_decay: must be in \[0, 1\)"),
     ("model", "vgg", "model: unknown model 'vgg'"),

@@ -1,4 +1,5 @@
 import math
+import time
 
 import pytest
 import torch
@@ -8,8 +9,8 @@ from conftest import synthetic_mnist
 from lenet.checkpoint import list_checkpoints, read_checkpoint
 from lenet.errors import LenetError
 from lenet.recipes import get_recipe, override
-from lenet.training import (Execution, TrainingDiverged, WeightAverage, decayed_learning_rate, ema_decay_at, l2_penalty,
-                            resolve_recipe, train)
+from lenet.training import (Execution, TrainingDiverged, WeightAverage, decayed_learning_rate, ema_decay_at,
+                            l2_penalty, one_cycle_learning_rate, resolve_recipe, train)
 
 
 def test_exponential_decay_matches_hand_computed_values():
@@ -18,6 +19,13 @@ def test_exponential_decay_matches_hand_computed_values():
     assert math.isclose(decayed_learning_rate(0.8, 0.99, 550, 1650, staircase=True), 0.8 * 0.970299)
     assert math.isclose(decayed_learning_rate(0.8, 0.99, 550, 275, staircase=False), 0.8 * math.sqrt(0.99))
     assert decayed_learning_rate(0.01, 1.0, 1, 10_000, staircase=False) == 0.01
+
+
+def test_one_cycle_rises_linearly_then_falls_to_near_zero():
+    rates = [one_cycle_learning_rate(1.0, 0.25, 100, step) for step in range(100)]
+    assert rates[0] == 1 / 25 and rates[24] == 1.0           # 25 warm-up steps, peak reached on the last
+    assert math.isclose(rates[25], 75 / 75) and math.isclose(rates[62], 38 / 75)
+    assert math.isclose(rates[99], 1 / 75) and rates == sorted(rates[:25]) + sorted(rates[25:], reverse=True)
 
 
 def test_ema_decay_warms_up_like_tensorflow():
@@ -46,6 +54,16 @@ def test_weight_average_follows_the_shadow_formula():
     assert average.model.weight.item() == 1.5 and model.weight.item() == 0.0
 
 
+def test_weight_average_averages_batchnorm_statistics_and_copies_counters():
+    model = nn.BatchNorm1d(2)
+    average = WeightAverage(model)
+    model.train()
+    model(torch.tensor([[4.0, 8.0], [6.0, 12.0]]))  # running_mean moves 0.1 toward (5, 10)
+    average.update(model, decay=0.5)
+    assert torch.allclose(average.model.running_mean, 0.5 * torch.tensor([0.5, 1.0]))
+    assert average.model.num_batches_tracked.item() == 1
+
+
 def _fast(recipe_name, **changes):
     return override(get_recipe(recipe_name), **{"total_steps": 30, "batch_size": 20, "log_every_steps": 7,
                                                 "eval_every_steps": 1000, "checkpoint_every_steps": 1000,
@@ -56,6 +74,7 @@ def _fast(recipe_name, **changes):
     _fast("tutorial-cnn"),                                       # SGD + decay + L2 + EMA + dropout
     _fast("deep-mnist"),                                         # Adam state, dropout
     _fast("mlp-ema", optimizer="momentum", learning_rate=0.05),  # momentum buffers
+    _fast("best", total_steps=30),         # BatchNorm statistics, distortions, one-cycle, smoothing, EMA
 ])
 def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, synthetic, recipe):
     train(recipe, tmp_path / "straight", synthetic)
@@ -134,6 +153,32 @@ def test_compiled_deterministic_training_matches_eager(tmp_path, synthetic):
     eager, compiled = _final_weights(tmp_path / "eager"), _final_weights(tmp_path / "compiled")
     assert all(torch.allclose(eager[k], compiled[k], atol=1e-5) for k in eager)
     assert [e["kind"] for e in events][0] == "compile" and events[0]["seconds"] > 0
+
+
+def test_training_time_excludes_evaluation_and_checkpoints(tmp_path, synthetic, monkeypatch):
+    import lenet.training as training
+    slow_evaluate = training.evaluate
+
+    def evaluate_slowly(*args, **kwargs):  # the final test evaluation takes a second longer
+        time.sleep(1.0)
+        return slow_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", evaluate_slowly)
+    started = time.perf_counter()
+    result = train(_fast("mlp-ema", learning_rate=0.1, total_steps=10), tmp_path, synthetic, tensorboard=False)
+    wall = time.perf_counter() - started
+    assert 0 < result["train_seconds"] < wall - 1.0 and result["compile_seconds"] == 0
+
+
+def test_fast_recipe_learns_real_digits_with_its_own_schedule(tmp_path, mnist):
+    # 100 of the recipe's steps (a quarter of it) with the one-cycle stretched over them.
+    recipe = override(get_recipe("fast"), total_steps=100, log_every_steps=10, eval_every_steps=100,
+                      checkpoint_every_steps=100)
+    events = []
+    result = train(recipe, tmp_path, mnist, report=events.append, tensorboard=False)
+    rates = [e["learning_rate"] for e in events if e["kind"] == "log"]
+    assert rates.index(max(rates)) not in (0, len(rates) - 1)  # one cycle: up, then down
+    assert result["test_accuracy"] > 0.95
 
 
 def test_unknown_precision_is_refused():

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .data import load_mnist
 from .errors import LenetError
-from .evaluation import evaluate_checkpoint, watch_checkpoints
+from .evaluation import evaluate_checkpoint, evaluate_ensemble, watch_checkpoints
 from .models import build_model, list_models
 from .predict import load_predictor, predict_files
 from .recipes import RECIPES, Recipe
@@ -133,7 +133,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"interrupted at step {result['step']}; run the same command again to resume", file=sys.stderr)
         return 130
     print(json.dumps(result) if args.json else
-          f"done: step {result['step']}, test accuracy {result.get('test_accuracy', float('nan')):.4f}")
+          f"done: step {result['step']}, test accuracy {result.get('test_accuracy', float('nan')):.4f}; "
+          f"{result['train_seconds']:.1f} s training" +
+          (f", {result['compile_seconds']:.1f} s compiling" if result["compile_seconds"] else ""))
     return 0
 
 
@@ -142,7 +144,11 @@ def _print_eval(result: dict, as_json: bool) -> None:
         print(json.dumps(result), flush=True)
         return
     top_k_key = next(k for k in result if k.startswith("top_"))
-    print(f"step {result['step']} on {result['split']} ({result['examples']} images): "
+    for member in result.get("members", []):
+        print(f"{member['model_dir']} (step {member['step']}): accuracy {member['accuracy']:.4f}")
+    where = f"step {result['step']} on" if "step" in result else f"ensemble of {len(result['members'])} on"
+    print(f"{where} {result['split']} ({result['examples']} images"
+          f"{', test-time augmented' if result.get('tta') else ''}): "
           f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, "
           f"{top_k_key.replace('_', '-')} {result[top_k_key]:.4f}")
     print("class  precision  recall  support")
@@ -160,7 +166,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.watch:
         _print_eval(evaluate_checkpoint(args.model_dir, data, args.split, device=args.device,
                                         top_k=args.top_k, tensorboard=args.tensorboard,
-                                        progress=_Count(f"evaluating {args.split}")), args.json)
+                                        progress=_Count(f"evaluating {args.split}"), tta=args.tta), args.json)
         return 0
     if not Path(args.model_dir).is_dir():
         raise LenetError(f"{args.model_dir}: no such model directory")
@@ -169,13 +175,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for step in watch_checkpoints(args.model_dir, args.poll_seconds):
             try:
                 result = evaluate_checkpoint(args.model_dir, data, args.split, step, args.device, args.top_k,
-                                             args.tensorboard, _Count(f"evaluating step {step}"))
+                                             args.tensorboard, _Count(f"evaluating step {step}"), args.tta)
             except LenetError as error:  # e.g. pruned by the trainer between listing and reading
                 print(f"lenet: skipping step {step}: {error}", file=sys.stderr)
                 continue
             _print_eval(result, args.json)
     except KeyboardInterrupt:
         return 0
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    resolve_device(args.device)
+    for model_dir in args.model_dirs:
+        if not Path(model_dir).is_dir():
+            raise LenetError(f"{model_dir}: no such model directory")
+    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
+    _print_eval(evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
+                                  _Count("evaluating models")), args.json)
     return 0
 
 
@@ -252,10 +269,13 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         return 0
     for name, recipe in RECIPES.items():
         schedule = (f"{recipe.optimizer} {recipe.learning_rate:g}"
+                    + (" one-cycle" if recipe.lr_schedule == "one-cycle" else "")
                     + (f" x{recipe.lr_decay_rate:g}/{recipe.lr_decay_steps}" if recipe.lr_decay_rate != 1 else "")
                     + f", batch {recipe.batch_size}, {recipe.total_steps:,} steps"
                     + (f", L2 {recipe.l2_rate:g}" if recipe.l2_rate else "")
-                    + (f", EMA {recipe.ema_decay:g}" if recipe.ema_decay else ""))
+                    + (f", EMA {recipe.ema_decay:g}" if recipe.ema_decay else "")
+                    + (f", {recipe.augment} distortions" if recipe.augment != "none" else "")
+                    + (f", label smoothing {recipe.label_smoothing:g}" if recipe.label_smoothing else ""))
         print(f"{name:<13} {recipe.model:<13} {schedule}\n{'':<13} {recipe.source}")
     return 0
 
@@ -299,8 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-seconds", type=float, default=5.0, help="how often --watch looks (default 5)")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                    help="also write the results as TensorBoard events under MODEL_DIR/events (default: on)")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average each image's probabilities with its 1-pixel shifts")
     data_options(p)
     p.set_defaults(run=cmd_eval)
+
+    p = commands.add_parser("ensemble", help="evaluate the mean probabilities of several model directories")
+    p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR")
+    p.add_argument("--split", default="test", choices=["test", "validation"])
+    p.add_argument("--top-k", type=int, default=5, help="k for top-k accuracy (default 5)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation in every member (see eval)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    data_options(p)
+    p.set_defaults(run=cmd_ensemble)
 
     p = commands.add_parser("predict", help="classify image, .npy or IDX files")
     p.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX",

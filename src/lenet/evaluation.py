@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import TTA_SHIFTS, shifted
 from .checkpoint import list_checkpoints, load_model
 from .data import Mnist, to_float
 from .models import NUM_CLASSES
@@ -18,16 +19,23 @@ from .tensorboard import write_eval_events
 
 @torch.no_grad()
 def batched_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000,
-                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                   progress: Callable[[int, int], None] | None = None, tta: bool = False) -> torch.Tensor:
     """Logits for uint8 (N, 28, 28) or float (N, 1, 28, 28) images, in eval mode, batch by batch;
-    PROGRESS(done, total) is called after each batch."""
+    PROGRESS(done, total) is called after each batch. With TTA (test-time augmentation) each image
+    is also seen shifted by one pixel four ways, and the result is the log of the mean probability."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     chunks = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
-        chunks.append(model(to_float(batch) if batch.dtype == torch.uint8 else batch))
+        batch = to_float(batch) if batch.dtype == torch.uint8 else batch
+        if tta:
+            views = torch.stack([torch.softmax(model(shifted(batch, dy, dx)).float(), dim=1)
+                                 for dy, dx in TTA_SHIFTS])
+            chunks.append(views.mean(0).log())
+        else:
+            chunks.append(model(batch))
         if progress:
             progress(min(start + batch_size, len(images)), len(images))
     model.train(was_training)
@@ -65,22 +73,45 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, top_k: int =
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k: int = 5,
-             progress: Callable[[int, int], None] | None = None) -> dict:
-    """Metrics of MODEL on uint8 IMAGES with LABELS (see metrics_from_logits)."""
-    return metrics_from_logits(batched_logits(model, images, progress=progress), labels, top_k)
+             progress: Callable[[int, int], None] | None = None, tta: bool = False) -> dict:
+    """Metrics of MODEL on uint8 IMAGES with LABELS (see metrics_from_logits; TTA as in batched_logits)."""
+    return metrics_from_logits(batched_logits(model, images, progress=progress, tta=tta), labels, top_k)
 
 
 def evaluate_checkpoint(model_dir: str | Path, data: Mnist, split: str = "test", step: int | None = None,
                         device: str | torch.device = "cpu", top_k: int = 5, tensorboard: bool = True,
-                        progress: Callable[[int, int], None] | None = None) -> dict:
+                        progress: Callable[[int, int], None] | None = None, tta: bool = False) -> dict:
     """Metrics of a model directory's checkpoint (the newest by default) on one split of DATA,
     also written as TensorBoard events under MODEL_DIR/events/eval-SPLIT when TENSORBOARD."""
     model, metadata = load_model(model_dir, device, step)
     images, labels = data.split(split)
-    result = {"step": metadata["step"], "split": split, **evaluate(model, images, labels, top_k, progress)}
+    result = {"step": metadata["step"], "split": split, "tta": tta,
+              **evaluate(model, images, labels, top_k, progress, tta)}
     if tensorboard:
         write_eval_events(model_dir, result)
     return result
+
+
+def evaluate_ensemble(model_dirs: list[str | Path], data: Mnist, split: str = "test",
+                      device: str | torch.device = "cpu", top_k: int = 5, tta: bool = False,
+                      progress: Callable[[int, int], None] | None = None) -> dict:
+    """Metrics of the mean of several model directories' probabilities on one split, with each
+    member's own accuracy under "members"."""
+    if not model_dirs:
+        raise ValueError("an ensemble needs at least one model directory")
+    images, labels = data.split(split)
+    members, probability_sum = [], None
+    for index, model_dir in enumerate(model_dirs):
+        model, metadata = load_model(model_dir, device)
+        probabilities = torch.softmax(batched_logits(model, images, tta=tta).float(), dim=1).cpu()
+        members.append({"model_dir": str(model_dir), "step": metadata["step"],
+                        "accuracy": (probabilities.argmax(1) == labels.cpu()).double().mean().item()})
+        probability_sum = probabilities if probability_sum is None else probability_sum + probabilities
+        if progress:
+            progress(index + 1, len(model_dirs))
+    mean_log_probability = (probability_sum / len(model_dirs)).log()
+    return {"split": split, "tta": tta, "members": members,
+            **metrics_from_logits(mean_log_probability, labels, top_k)}
 
 
 def watch_checkpoints(model_dir: str | Path, poll_s: float = 5.0) -> Iterator[int]:

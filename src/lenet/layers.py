@@ -47,15 +47,17 @@ class Conv2d(nn.Module):
     """2-D convolution with TF padding semantics; weights stored as PyTorch's (out, in, k, k)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 stride: int = 1, padding: str = "SAME"):
+                 stride: int = 1, padding: str = "SAME", bias: bool = True):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding = _check_padding(padding)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels))
         nn.init.xavier_uniform_(self.weight)
-        nn.init.zeros_(self.bias)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_channels))
+        else:  # a following BatchNorm's shift does the bias's job
+            self.register_parameter("bias", None)
         # Stride 1 with an odd kernel pads symmetrically: let the conv kernel pad (no copy).
         self._symmetric_pad = kernel_size // 2 if (stride == 1 and kernel_size % 2 == 1) else None
 

@@ -123,6 +123,30 @@ class LeNet5(nn.Module):
         return self.fc3(x)                      # (B, 10)
 
 
+class BatchNormCNN(nn.Module):
+    """Three blocks of 3x3 convolution, BatchNorm, ReLU and 2x2 max-pool (widths w, 2w, 4w), a global
+    max-pool and one linear layer: a compact network that BatchNorm lets train at high learning rates.
+
+    Not from the tutorials: it is the network of the `fast` and `best` recipes.
+    """
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        widths = (1, width, 2 * width, 4 * width)
+        self.blocks = nn.Sequential(*(nn.Sequential(
+            Conv2d(c_in, c_out, 3, padding="SAME", bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            MaxPool2d(2, 2, padding="VALID"),   # 28 -> 14 -> 7 -> 3
+        ) for c_in, c_out in zip(widths, widths[1:])))
+        self.fc = nn.Linear(widths[-1], NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(x)                # (B, 4w, 3, 3)
+        x = torch.amax(x, dim=(2, 3))     # (B, 4w)
+        return self.fc(x)                 # (B, 10)
+
+
 @register("mlp")
 def mlp(**overrides) -> nn.Module:
     """Seed 003's fully connected network 784-500-10."""
@@ -159,6 +183,18 @@ def layers_cnn(**overrides) -> nn.Module:
     """Seed 004's tf.layers network: convs 32/64, fc 1024, dropout rate 0.4, Glorot init, zero biases."""
     return ConvNet(**{"channels": (32, 64), "hidden": 1024, "dropout": 0.4, "initializer": "glorot_uniform",
                       "conv_bias": 0.0, "fc_bias": 0.0, **overrides})
+
+
+@register("bn-cnn")
+def bn_cnn(**overrides) -> nn.Module:
+    """Compact BatchNorm CNN: 3x3 convs 32/64/128, each with BatchNorm, ReLU, max-pool; recipe `fast`."""
+    return BatchNormCNN(**{"width": 32, **overrides})
+
+
+@register("bn-cnn-wide")
+def bn_cnn_wide(**overrides) -> nn.Module:
+    """The BatchNorm CNN at twice the width, 3x3 convs 64/128/256; recipe `best`."""
+    return BatchNormCNN(**{"width": 64, **overrides})
 
 
 def l2_weights(model: nn.Module) -> list[nn.Parameter]:

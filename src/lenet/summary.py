@@ -16,7 +16,7 @@ def _connections(layer: nn.Module, output: torch.Tensor) -> int:
     """Connections per example as LeCun et al. count them: each output unit's inputs, plus its bias."""
     outputs = math.prod(output.shape[1:])
     if isinstance(layer, Conv2d):
-        return outputs * (layer.in_channels * layer.kernel_size ** 2 + 1)
+        return outputs * (layer.in_channels * layer.kernel_size ** 2 + (layer.bias is not None))
     if isinstance(layer, nn.Linear):
         return outputs * (layer.in_features + 1)
     return outputs * layer.kernel_size ** 2  # a pooling unit reads its window

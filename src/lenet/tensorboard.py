@@ -85,7 +85,8 @@ class TrainingEvents:
 
 def write_eval_events(model_dir: str | Path, result: dict) -> Path:
     """An evaluation result (see evaluation.evaluate_checkpoint) as scalars at its checkpoint's step."""
-    run_dir = Path(model_dir) / EVENTS_DIR / f"eval-{result['split']}"
+    # Test-time-augmented results get their own run, so the two curves are not mixed.
+    run_dir = Path(model_dir) / EVENTS_DIR / f"eval-{result['split']}{'-tta' if result.get('tta') else ''}"
     with SummaryWriter(str(run_dir)) as writer:
         for key, value in result.items():
             if key == "loss" or key == "accuracy" or key.startswith("top_"):

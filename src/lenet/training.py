@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import distort
 from .checkpoint import RECIPE_FILE, list_checkpoints, load_weights, read_checkpoint, read_json, \
     save_checkpoint, write_json
 from .data import BatchOrder, Mnist, to_float
@@ -55,6 +56,23 @@ def decayed_learning_rate(base: float, decay_rate: float, decay_steps: int, step
     return base * decay_rate ** exponent
 
 
+def one_cycle_learning_rate(peak: float, warmup_fraction: float, total_steps: int, step: int) -> float:
+    """Linear rise to PEAK over the first WARMUP_FRACTION of the steps, then linear fall toward zero;
+    the first step already moves (rate peak / warm-up steps) and the last still does."""
+    warmup_steps = max(round(warmup_fraction * total_steps), 1)
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    return peak * (total_steps - step) / max(total_steps - warmup_steps, 1)
+
+
+def learning_rate_at(recipe: Recipe, step: int) -> float:
+    """The recipe's learning rate for STEP (0-based)."""
+    if recipe.lr_schedule == "one-cycle":
+        return one_cycle_learning_rate(recipe.learning_rate, recipe.lr_warmup_fraction, recipe.total_steps, step)
+    return decayed_learning_rate(recipe.learning_rate, recipe.lr_decay_rate, recipe.lr_decay_steps, step,
+                                 recipe.lr_staircase)
+
+
 def ema_decay_at(decay: float, num_updates: int) -> float:
     """tf.train.ExponentialMovingAverage with num_updates: min(decay, (1 + n) / (10 + n))."""
     return min(decay, (1 + num_updates) / (10 + num_updates))
@@ -68,7 +86,8 @@ def l2_penalty(weights: list[torch.Tensor], rate: float) -> torch.Tensor:
 class WeightAverage:
     """A copy of the network whose parameters are the exponential moving average of the trained ones.
 
-    Like TF's ExponentialMovingAverage, the shadows start equal to the initial weights.
+    Like TF's ExponentialMovingAverage, the shadows start equal to the initial weights. Floating
+    buffers (BatchNorm's running statistics) are averaged the same way; counters are copied.
     """
 
     def __init__(self, model: nn.Module):
@@ -76,11 +95,18 @@ class WeightAverage:
         self._shadows = list(self.model.parameters())
         for p in self._shadows:
             p.requires_grad_(False)
+        self._float_buffers = [b for b in self.model.buffers() if b.is_floating_point()]
+        self._other_buffers = [b for b in self.model.buffers() if not b.is_floating_point()]
 
     @torch.no_grad()
     def update(self, model: nn.Module, decay: float) -> None:
         # shadow = decay * shadow + (1 - decay) * weight, for all tensors in one fused call.
         torch._foreach_lerp_(self._shadows, [p.detach() for p in model.parameters()], 1.0 - decay)
+        if self._float_buffers or self._other_buffers:
+            buffers = list(model.buffers())
+            torch._foreach_lerp_(self._float_buffers, [b for b in buffers if b.is_floating_point()], 1.0 - decay)
+            for shadow, buffer in zip(self._other_buffers, [b for b in buffers if not b.is_floating_point()]):
+                shadow.copy_(buffer)
 
 
 def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
@@ -89,21 +115,25 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     # On a GPU one fused kernel updates every parameter (fewer launches); on the CPU the default
     # multi-tensor path is as fast and keeps CPU results as they have always been.
     fused = True if params[0].is_cuda else None
+    decay = recipe.weight_decay
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=recipe.learning_rate, fused=fused)
-    if recipe.optimizer == "momentum":
-        return torch.optim.SGD(params, lr=recipe.learning_rate, momentum=recipe.momentum, fused=fused)
-    return torch.optim.Adam(params, lr=recipe.learning_rate, eps=recipe.adam_epsilon, fused=fused)
+        return torch.optim.SGD(params, lr=recipe.learning_rate, weight_decay=decay, fused=fused)
+    if recipe.optimizer in ("momentum", "nesterov"):
+        return torch.optim.SGD(params, lr=recipe.learning_rate, momentum=recipe.momentum, weight_decay=decay,
+                               nesterov=recipe.optimizer == "nesterov", fused=fused)
+    return torch.optim.Adam(params, lr=recipe.learning_rate, eps=recipe.adam_epsilon, weight_decay=decay,
+                            fused=fused)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-               labels: torch.Tensor, regularized: list[torch.Tensor], l2_rate: float,
-               loss_reduction: str, bf16: bool = False) -> torch.Tensor:
+               labels: torch.Tensor, regularized: list[torch.Tensor], recipe: Recipe,
+               bf16: bool = False) -> torch.Tensor:
     """One forward/backward/update on float INPUTS; returns [total loss, cross-entropy, correct] on the device."""
     with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(inputs)
-    cross_entropy = F.cross_entropy(logits.float(), labels, reduction=loss_reduction)
-    loss = cross_entropy + l2_penalty(regularized, l2_rate) if l2_rate > 0 else cross_entropy
+    cross_entropy = F.cross_entropy(logits.float(), labels, reduction=recipe.loss_reduction,
+                                    label_smoothing=recipe.label_smoothing)
+    loss = cross_entropy + l2_penalty(regularized, recipe.l2_rate) if recipe.l2_rate > 0 else cross_entropy
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -128,21 +158,37 @@ def gradient_mean_abs(model: nn.Module) -> dict[str, float]:
     return dict(zip(sums, values))
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read afterwards includes it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _compile_warm_up(step_model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-                     report: Report, step: int) -> float:
-    """Compile forward and backward on one batch without training (no update, RNG state restored),
-    report how long it took, and return the clock from which training speed is measured."""
+                     bf16: bool, report: Report, step: int) -> float:
+    """Compile forward and backward on one batch without training (no update; RNG state and buffers
+    such as BatchNorm's running statistics restored), report how long it took and return the seconds.
+
+    On a GPU it runs three times: CUDA-graph trees record on a later call than the first.
+    """
     started = time.perf_counter()
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state() if inputs.is_cuda else None
-    step_model(inputs).float().sum().backward()
-    optimizer.zero_grad(set_to_none=True)
+    buffers = [b.clone() for b in step_model.buffers()]
+    for _ in range(3 if inputs.is_cuda else 1):
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
+            step_model(inputs).float().sum().backward()
+        optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for live, saved in zip(step_model.buffers(), buffers):
+            live.copy_(saved)
+    synchronize(inputs.device)
     if inputs.is_cuda:
-        torch.cuda.synchronize()
         torch.cuda.set_rng_state(cuda_rng)
     torch.set_rng_state(cpu_rng)
-    report({"kind": "compile", "step": step, "seconds": time.perf_counter() - started})
-    return time.perf_counter()
+    seconds = time.perf_counter() - started
+    report({"kind": "compile", "step": step, "seconds": seconds})
+    return seconds
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -310,20 +356,24 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
     lr = recipe.learning_rate
     done = start_step
     model.train()
+    compile_seconds = 0.0
     if execution.compile:
-        clock = _compile_warm_up(step_model, optimizer, to_float(data.train_images[:recipe.batch_size])
-                                 .contiguous(memory_format=layout), report, start_step)
+        compile_seconds = _compile_warm_up(step_model, optimizer, to_float(data.train_images[:recipe.batch_size])
+                                           .contiguous(memory_format=layout), execution.precision == "bf16",
+                                           report, start_step)
+    # Training time excludes compilation and everything that is not a step: validation, the test,
+    # checkpoints and histograms (timed apart, after waiting for the device, as aside_seconds).
+    clock = loop_started = time.perf_counter()
+    aside_seconds = 0.0
     try:
         for step in range(start_step, recipe.total_steps):
-            lr = decayed_learning_rate(recipe.learning_rate, recipe.lr_decay_rate, recipe.lr_decay_steps,
-                                       step, recipe.lr_staircase)
+            lr = learning_rate_at(recipe, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             indices = batches.indices(step)
-            inputs = to_float(data.train_images[indices]).contiguous(memory_format=layout)
+            inputs = distort(to_float(data.train_images[indices]), recipe.augment).contiguous(memory_format=layout)
             step_stats[step - pending_from] = train_step(step_model, optimizer, inputs, data.train_labels[indices],
-                                                         regularized, recipe.l2_rate, recipe.loss_reduction,
-                                                         execution.precision == "bf16")
+                                                         regularized, recipe, execution.precision == "bf16")
             if average:
                 # Averaged after the update; num_updates is the global step before this update.
                 average.update(model, ema_decay_at(recipe.ema_decay, step))
@@ -339,9 +389,15 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
                 report(log)
                 if events:
                     events.log(log)
-            if events and histogram_every_steps > 0 and done % histogram_every_steps == 0:
+            histogram = events and histogram_every_steps > 0 and done % histogram_every_steps == 0
+            validating = done % recipe.eval_every_steps == 0 or last
+            if not (histogram or validating or checkpointing):
+                continue
+            synchronize(device)
+            aside_from = time.perf_counter()
+            if histogram:
                 events.histograms(done, model)
-            if done % recipe.eval_every_steps == 0 or last:
+            if validating:
                 metrics["validation_accuracy"] = validate(done)
                 report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
             if last:
@@ -349,6 +405,9 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
                 report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
             if checkpointing:
                 checkpoint(done)
+            aside = time.perf_counter() - aside_from
+            aside_seconds += aside
+            clock += aside  # the next log line's images/s counts training only
             if stopping:
                 break
     finally:
@@ -358,4 +417,5 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
             torch.use_deterministic_algorithms(was_deterministic)
             if execution.compile:
                 inductor_config.fallback_random = False
-    return {"step": done, **metrics}
+    train_seconds = time.perf_counter() - loop_started - aside_seconds
+    return {"step": done, **metrics, "train_seconds": train_seconds, "compile_seconds": compile_seconds}
