@@ -5,7 +5,8 @@ alternation for --rounds rounds (so that a noisy machine hurts them alike), and 
 object: each implementation's median train and inference images/s, its test accuracy after the
 same number of steps, and lenet's ratio to each.
 
-Usage: LENET_DATA_DIR=... python benchmarks/compare_cpu.py [--steps 300] [--rounds 3] [--tf-python .venv-tf/bin/python]
+Usage: LENET_DATA_DIR=... python benchmarks/compare_cpu.py [--steps 300] [--rounds 3] [--variants fp32,compile]
+       [--tf-python .venv-tf/bin/python]
 TensorFlow runs from its own environment (`make bench-setup` creates .venv-tf); without it the
 TensorFlow rows are left out and say so.
 """
@@ -22,6 +23,9 @@ from pathlib import Path
 from machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
+# lenet's execution settings (benchmarks/throughput.py options); bf16 pays only on CPUs with AMX or AVX512-BF16.
+VARIANTS = {"fp32": [], "compile": ["--compile"], "bf16": ["--precision", "bf16"],
+            "bf16-compile": ["--precision", "bf16", "--compile"]}
 
 
 def run(command: list[str]) -> dict:
@@ -34,12 +38,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tf-python", default=str(HERE.parent / ".venv-tf" / "bin" / "python"))
+    parser.add_argument("--variants", default="fp32,compile",
+                        help=f"lenet settings to measure, comma-separated: {', '.join(VARIANTS)}")
     args = parser.parse_args()
     steps = ["--steps", str(args.steps)]
-    commands = {
-        "lenet": [sys.executable, str(HERE / "throughput.py"), *steps],
-        "pytorch-dataloader": [sys.executable, str(HERE / "baselines" / "torch_dataloader.py"), *steps],
-    }
+    commands = {f"lenet-{variant}": [sys.executable, str(HERE / "throughput.py"), *steps, *VARIANTS[variant]]
+                for variant in args.variants.split(",")}
+    commands["pytorch-dataloader"] = [sys.executable, str(HERE / "baselines" / "torch_dataloader.py"), *steps]
     notes = []
     if Path(args.tf_python).exists():
         for mode in ("graph", "keras"):
@@ -60,14 +65,15 @@ def main() -> None:
             "infer_images_per_s": statistics.median(r["infer_images_per_s"] for r in runs),
             "test_accuracy": statistics.median(r["test_accuracy"] for r in runs),
         }
-    ours = summary["lenet"]
-    for name, row in summary.items():
-        if name != "lenet":
-            row["lenet_train_ratio"] = round(ours["train_images_per_s"] / row["train_images_per_s"], 2)
-            row["lenet_infer_ratio"] = round(ours["infer_images_per_s"] / row["infer_images_per_s"], 2)
+    # Each lenet variant's speed as a multiple of each baseline's.
+    ratios = {f"{ours} / {theirs}": {
+        "train": round(summary[ours]["train_images_per_s"] / summary[theirs]["train_images_per_s"], 2),
+        "infer": round(summary[ours]["infer_images_per_s"] / summary[theirs]["infer_images_per_s"], 2)}
+        for ours in summary if ours.startswith("lenet-") for theirs in summary if not theirs.startswith("lenet-")}
+    first = next(iter(results.values()))[0]
     print(json.dumps({"model": "tutorial-cnn", "batch_size": 100, "steps": args.steps, "rounds": args.rounds,
-                      "machine": f"{cpu_model()}, {results['lenet'][0]['threads']} threads",
-                      "results": summary, "notes": notes}))
+                      "machine": f"{cpu_model()}, {first.get('threads', '?')} threads",
+                      "results": summary, "ratios": ratios, "notes": notes}))
 
 
 if __name__ == "__main__":

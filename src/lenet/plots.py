@@ -159,7 +159,8 @@ def filters_plot(model: nn.Module, path: Path) -> Path:
 
 @torch.no_grad()
 def feature_maps(model: nn.Module, image: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """(layer name, (C, H, W) output) of every convolution and pooling layer for one float (28, 28) image."""
+    """(layer name, (C, H, W) output) of every convolution and pooling layer for one float (28, 28) image,
+    as the layer returns it: before the ReLU that follows it (the networks pool before the ReLU)."""
     outputs: list[tuple[str, torch.Tensor]] = []
     hooks = [module.register_forward_hook(lambda m, i, out, name=name: outputs.append((name, out[0].cpu())))
              for name, module in model.named_modules() if isinstance(module, FEATURE_MAP_LAYERS)]
