@@ -1,38 +1,35 @@
 """Train seed recipes with their full schedules and print one JSON object per recipe (accuracy, wall time).
 
 Usage: python benchmarks/reproduce.py [--recipes mlp-ema,lenet5,...] [--device cpu|cuda] [--out-dir runs/reproduce]
+       [--precision fp32|bf16] [--compile]
+The default is the six seed recipes (not `fast` and `best`, which benchmarks/speedrun.py measures).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
-import torch
-
 from lenet import RECIPES, load_mnist
 from lenet.recipes import override
-from lenet.training import train
+from lenet.training import Execution, train
+from machine import describe
 
-
-def machine() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"{model}, {torch.get_num_threads()} threads"
+SEED_RECIPES = [name for name, recipe in RECIPES.items() if recipe.source.startswith("seed ")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--recipes", default=",".join(SEED_RECIPES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out-dir", default="runs/reproduce")
     parser.add_argument("--steps", type=int, help="shorten every schedule to this many steps (reported)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
+    execution = Execution(args.precision, True, args.compile)
     data = load_mnist()
     for name in args.recipes.split(","):
         recipe = RECIPES[name]
@@ -41,15 +38,18 @@ def main() -> None:
         model_dir = Path(args.out_dir) / name
         validation = {}
         start = time.perf_counter()
-        result = train(recipe, model_dir, data, args.device,
+        result = train(recipe, model_dir, data, args.device, execution=execution,
                        report=lambda e: validation.__setitem__(e["step"], e["accuracy"])
                        if e["kind"] == "validation" else None)
         print(json.dumps({"recipe": name, "steps": result["step"], "full_schedule": not args.steps,
                           "test_accuracy": result["test_accuracy"],
                           "validation_accuracy": result["validation_accuracy"],
                           "validation_curve": validation,
+                          "train_s": round(result["train_seconds"], 1),
+                          "compile_s": round(result["compile_seconds"], 1),
                           "wall_time_s": round(time.perf_counter() - start, 1), "device": args.device,
-                          "machine": machine(), "torch": torch.__version__}), flush=True)
+                          "precision": args.precision, "compile": args.compile, **describe(args.device)}),
+              flush=True)
 
 
 if __name__ == "__main__":

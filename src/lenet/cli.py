@@ -304,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bf16 autocasts convolutions and matrix products (fast on AMX/AVX512-BF16 CPUs and GPUs)")
     speed.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                        help="NHWC memory layout (default: on)")
-    speed.add_argument("--compile", action="store_true", help="torch.compile the network (compile time reported)")
+    speed.add_argument("--compile", action="store_true",
+                       help="torch.compile the network (compile time reported apart); pays on GPUs; "
+                            "CPU training measured slower than eager here")
     speed.add_argument("--deterministic", action="store_true", help="bitwise-reproducible kernels only")
     data_options(p)
     _add_recipe_overrides(p)

@@ -134,19 +134,20 @@ class BatchNormCNN(nn.Module):
 
     def __init__(self, width: int = 32):
         super().__init__()
-        widths = (1, width, 2 * width, 4 * width)
-        self.blocks = nn.Sequential(*(nn.Sequential(
-            Conv2d(c_in, c_out, 3, padding="SAME", bias=False),
-            nn.BatchNorm2d(c_out),
-            MaxPool2d(2, 2, padding="VALID"),   # 28 -> 14 -> 7 -> 3
-            nn.ReLU(inplace=True),              # after the pool: same result, a quarter of the work
-        ) for c_in, c_out in zip(widths, widths[1:])))
-        self.fc = nn.Linear(widths[-1], NUM_CLASSES)
+        w1, w2, w3 = width, 2 * width, 4 * width
+        # No convolution biases: each BatchNorm's shift does their job.
+        self.conv1, self.bn1, self.pool1 = Conv2d(1, w1, 3, bias=False), nn.BatchNorm2d(w1), MaxPool2d(2, 2, "VALID")
+        self.conv2, self.bn2, self.pool2 = Conv2d(w1, w2, 3, bias=False), nn.BatchNorm2d(w2), MaxPool2d(2, 2, "VALID")
+        self.conv3, self.bn3, self.pool3 = Conv2d(w2, w3, 3, bias=False), nn.BatchNorm2d(w3), MaxPool2d(2, 2, "VALID")
+        self.fc = nn.Linear(w3, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(x)                # (B, 4w, 3, 3)
-        x = torch.amax(x, dim=(2, 3))     # (B, 4w)
-        return self.fc(x)                 # (B, 10)
+        # ReLU after the pool: the same result as before it (see ConvNet), a quarter of the work.
+        x = F.relu(self.pool1(self.bn1(self.conv1(x))))   # (B, w, 14, 14)
+        x = F.relu(self.pool2(self.bn2(self.conv2(x))))   # (B, 2w, 7, 7)
+        x = F.relu(self.pool3(self.bn3(self.conv3(x))))   # (B, 4w, 3, 3)
+        x = torch.amax(x, dim=(2, 3))                      # (B, 4w): global max-pool
+        return self.fc(x)                                  # (B, 10)
 
 
 @register("mlp")
