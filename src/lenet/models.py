@@ -126,8 +126,10 @@ class LeNet5(nn.Module):
 
 
 class BatchNormCNN(nn.Module):
-    """Three blocks of 3x3 convolution, BatchNorm, ReLU and 2x2 max-pool (widths w, 2w, 4w), a global
-    max-pool and one linear layer: a compact network that BatchNorm lets train at high learning rates.
+    """Three blocks of 3x3 convolution, BatchNorm, ReLU and 2x2 max-pool (widths w, 2w, 4w) and one
+    linear layer on the flattened 3x3 maps: a compact network that BatchNorm lets train at high
+    learning rates. (A global max-pool instead of the flattening lost the digits' layout: one seed
+    in five of `fast` ended at 97.5%.)
 
     Not from the tutorials: it is the network of the `fast` and `best` recipes.
     """
@@ -139,14 +141,14 @@ class BatchNormCNN(nn.Module):
         self.conv1, self.bn1, self.pool1 = Conv2d(1, w1, 3, bias=False), nn.BatchNorm2d(w1), MaxPool2d(2, 2, "VALID")
         self.conv2, self.bn2, self.pool2 = Conv2d(w1, w2, 3, bias=False), nn.BatchNorm2d(w2), MaxPool2d(2, 2, "VALID")
         self.conv3, self.bn3, self.pool3 = Conv2d(w2, w3, 3, bias=False), nn.BatchNorm2d(w3), MaxPool2d(2, 2, "VALID")
-        self.fc = nn.Linear(w3, NUM_CLASSES)
+        self.fc = nn.Linear(w3 * 3 * 3, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # ReLU after the pool: the same result as before it (see ConvNet), a quarter of the work.
         x = F.relu(self.pool1(self.bn1(self.conv1(x))))   # (B, w, 14, 14)
         x = F.relu(self.pool2(self.bn2(self.conv2(x))))   # (B, 2w, 7, 7)
         x = F.relu(self.pool3(self.bn3(self.conv3(x))))   # (B, 4w, 3, 3)
-        x = torch.amax(x, dim=(2, 3))                      # (B, 4w): global max-pool
+        x = torch.flatten(x, 1)                            # (B, 36w)
         return self.fc(x)                                  # (B, 10)
 
 
