@@ -26,7 +26,12 @@ from machine import describe
 
 
 def one_run(recipe, model_dir: Path, data, device: str, execution: Execution, tta: bool) -> dict:
-    result = train(recipe, model_dir, data, device, tensorboard=False, execution=execution)
+    def progress(event: dict) -> None:  # a line every tenth of the run, so long runs show they are alive
+        if event["kind"] == "log" and event["step"] % max(recipe.total_steps // 10, 1) < recipe.log_every_steps:
+            print(f"seed {recipe.seed}: step {event['step']}/{recipe.total_steps}, loss {event['total_loss']:.3f}",
+                  file=sys.stderr, flush=True)
+
+    result = train(recipe, model_dir, data, device, report=progress, tensorboard=False, execution=execution)
     run = {"seed": recipe.seed, "test_accuracy": result["test_accuracy"],
            "train_s": round(result["train_seconds"], 3), "compile_s": round(result["compile_seconds"], 2)}
     if tta:
