@@ -74,7 +74,7 @@ def _fast(recipe_name, **changes):
     _fast("tutorial-cnn"),                                       # SGD + decay + L2 + EMA + dropout
     _fast("deep-mnist"),                                         # Adam state, dropout
     _fast("mlp-ema", optimizer="momentum", learning_rate=0.05),  # momentum buffers
-    _fast("best", total_steps=30),         # BatchNorm statistics, distortions, one-cycle, smoothing, EMA
+    _fast("best", augment="elastic"),      # BatchNorm statistics, distortions, one-cycle, smoothing, EMA
 ])
 def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, synthetic, recipe):
     train(recipe, tmp_path / "straight", synthetic)
