@@ -13,11 +13,9 @@ import time
 from pathlib import Path
 
 from lenet import RECIPES, load_mnist
-from lenet.recipes import override
+from lenet.recipes import SEED_RECIPES, override
 from lenet.training import Execution, train
 from machine import describe
-
-SEED_RECIPES = [name for name, recipe in RECIPES.items() if recipe.source.startswith("seed ")]
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from lenet.errors import LenetError
 from lenet.models import list_models
-from lenet.recipes import RECIPES, Recipe, get_recipe, override
+from lenet.recipes import RECIPES, SEED_RECIPES, Recipe, get_recipe, override
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
@@ -56,3 +56,8 @@ def test_unknown_names_and_fields_are_errors():
         Recipe.from_dict({**get_recipe("mlp-ema").to_dict(), "extra": 1})
     with pytest.raises(dataclasses.FrozenInstanceError):
         get_recipe("mlp-ema").total_steps = 5
+
+
+def test_seed_recipes_are_the_ones_whose_source_is_a_seed():
+    assert set(SEED_RECIPES) == {name for name, r in RECIPES.items() if r.source.startswith("seed ")}
+    assert set(RECIPES) - set(SEED_RECIPES) == {"fast", "best"}

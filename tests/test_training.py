@@ -47,10 +47,10 @@ def test_weight_average_follows_the_shadow_formula():
     average = WeightAverage(model)
     with torch.no_grad():
         model.weight.fill_(3.0)
-    average.update(model, decay=0.5)  # 0.5 * 1 + 0.5 * 3 = 2
+    average.update(decay=0.5)  # 0.5 * 1 + 0.5 * 3 = 2
     with torch.no_grad():
         model.weight.fill_(0.0)
-    average.update(model, decay=0.75)  # 0.75 * 2 + 0.25 * 0 = 1.5
+    average.update(decay=0.75)  # 0.75 * 2 + 0.25 * 0 = 1.5
     assert average.model.weight.item() == 1.5 and model.weight.item() == 0.0
 
 
@@ -59,7 +59,7 @@ def test_weight_average_averages_batchnorm_statistics_and_copies_counters():
     average = WeightAverage(model)
     model.train()
     model(torch.tensor([[4.0, 8.0], [6.0, 12.0]]))  # running_mean moves 0.1 toward (5, 10)
-    average.update(model, decay=0.5)
+    average.update(decay=0.5)
     assert torch.allclose(average.model.running_mean, 0.5 * torch.tensor([0.5, 1.0]))
     assert average.model.num_batches_tracked.item() == 1
 

@@ -103,9 +103,10 @@ def evaluate_ensemble(model_dirs: list[str | Path], data: Mnist, split: str = "t
     members, probability_sum = [], None
     for index, model_dir in enumerate(model_dirs):
         model, metadata = load_model(model_dir, device)
-        probabilities = torch.softmax(batched_logits(model, images, tta=tta).float(), dim=1).cpu()
+        logits = batched_logits(model, images, tta=tta).float().cpu()
         members.append({"model_dir": str(model_dir), "step": metadata["step"],
-                        "accuracy": (probabilities.argmax(1) == labels.cpu()).double().mean().item()})
+                        "accuracy": metrics_from_logits(logits, labels, top_k)["accuracy"]})
+        probabilities = torch.softmax(logits, dim=1)
         probability_sum = probabilities if probability_sum is None else probability_sum + probabilities
         if progress:
             progress(index + 1, len(model_dirs))

@@ -147,6 +147,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 )}
 
 DEFAULT_RECIPE = "tutorial-cnn"
+# The recipes the tutorials themselves define (benchmarks/reproduce.py trains them); `fast` and
+# `best` are lenet's own.
+SEED_RECIPES = ("mlp-ema", "tutorial-cnn", "lenet5", "deep-mnist", "cnn-adam", "layers-cnn")
 
 
 def get_recipe(name: str) -> Recipe:

@@ -92,21 +92,28 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module):
         self.model = copy.deepcopy(model).eval()
-        self._shadows = list(self.model.parameters())
-        for p in self._shadows:
+        for p in self.model.parameters():
             p.requires_grad_(False)
-        self._float_buffers = [b for b in self.model.buffers() if b.is_floating_point()]
-        self._other_buffers = [b for b in self.model.buffers() if not b.is_floating_point()]
+        # (shadows, sources) pairs, made once: the trained model's tensors are updated in place.
+        self._parameters = (list(self.model.parameters()), [p.detach() for p in model.parameters()])
+        self._float_buffers = _buffers(self.model, model, floating=True)
+        self._counters = _buffers(self.model, model, floating=False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module, decay: float) -> None:
+    def update(self, decay: float) -> None:
         # shadow = decay * shadow + (1 - decay) * weight, for all tensors in one fused call.
-        torch._foreach_lerp_(self._shadows, [p.detach() for p in model.parameters()], 1.0 - decay)
-        if self._float_buffers or self._other_buffers:
-            buffers = list(model.buffers())
-            torch._foreach_lerp_(self._float_buffers, [b for b in buffers if b.is_floating_point()], 1.0 - decay)
-            for shadow, buffer in zip(self._other_buffers, [b for b in buffers if not b.is_floating_point()]):
-                shadow.copy_(buffer)
+        torch._foreach_lerp_(*self._parameters, 1.0 - decay)
+        if self._float_buffers[0]:
+            torch._foreach_lerp_(*self._float_buffers, 1.0 - decay)
+        for shadow, counter in zip(*self._counters):
+            shadow.copy_(counter)
+
+
+def _buffers(shadow: nn.Module, model: nn.Module, floating: bool) -> tuple[list, list]:
+    """SHADOW's and MODEL's buffers that are (or are not) floating point, in matching order."""
+    def pick(m: nn.Module) -> list[torch.Tensor]:
+        return [b for b in m.buffers() if b.is_floating_point() == floating]
+    return pick(shadow), pick(model)
 
 
 def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
@@ -376,7 +383,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
                                                          regularized, recipe, execution.precision == "bf16")
             if average:
                 # Averaged after the update; num_updates is the global step before this update.
-                average.update(model, ema_decay_at(recipe.ema_decay, step))
+                average.update(ema_decay_at(recipe.ema_decay, step))
 
             done = step + 1
             last = done == recipe.total_steps
