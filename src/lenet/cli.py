@@ -139,15 +139,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_eval(result: dict, as_json: bool) -> None:
+def _print_eval(result: dict, as_json: bool, what: str) -> None:
+    """RESULT of evaluation.metrics_from_logits, as JSON or as text headed by WHAT was evaluated."""
     if as_json:
         print(json.dumps(result), flush=True)
         return
     top_k_key = next(k for k in result if k.startswith("top_"))
-    for member in result.get("members", []):
-        print(f"{member['model_dir']} (step {member['step']}): accuracy {member['accuracy']:.4f}")
-    where = f"step {result['step']} on" if "step" in result else f"ensemble of {len(result['members'])} on"
-    print(f"{where} {result['split']} ({result['examples']} images"
+    print(f"{what} on {result['split']} ({result['examples']} images"
           f"{', test-time augmented' if result.get('tta') else ''}): "
           f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, "
           f"{top_k_key.replace('_', '-')} {result[top_k_key]:.4f}")
@@ -164,9 +162,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
     if not args.watch:
-        _print_eval(evaluate_checkpoint(args.model_dir, data, args.split, device=args.device,
-                                        top_k=args.top_k, tensorboard=args.tensorboard,
-                                        progress=_Count(f"evaluating {args.split}"), tta=args.tta), args.json)
+        result = evaluate_checkpoint(args.model_dir, data, args.split, device=args.device, top_k=args.top_k,
+                                     tensorboard=args.tensorboard, progress=_Count(f"evaluating {args.split}"),
+                                     tta=args.tta)
+        _print_eval(result, args.json, f"step {result['step']}")
         return 0
     if not Path(args.model_dir).is_dir():
         raise LenetError(f"{args.model_dir}: no such model directory")
@@ -179,7 +178,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             except LenetError as error:  # e.g. pruned by the trainer between listing and reading
                 print(f"lenet: skipping step {step}: {error}", file=sys.stderr)
                 continue
-            _print_eval(result, args.json)
+            _print_eval(result, args.json, f"step {step}")
     except KeyboardInterrupt:
         return 0
     return 0
@@ -191,8 +190,12 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         if not Path(model_dir).is_dir():
             raise LenetError(f"{model_dir}: no such model directory")
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
-    _print_eval(evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
-                                  _Count("evaluating models")), args.json)
+    result = evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
+                               _Count("evaluating models"))
+    if not args.json:
+        for member in result["members"]:
+            print(f"{member['model_dir']} (step {member['step']}): accuracy {member['accuracy']:.4f}")
+    _print_eval(result, args.json, f"ensemble of {len(result['members'])}")
     return 0
 
 
