@@ -28,3 +28,26 @@ def test_throughput_measures_training_and_inference(mnist):
     result = _run("throughput.py", "--recipe", "fast", "--steps", "10")
     assert result["train_images_per_s"] > 0 and result["infer_images_per_s"] > 0
     assert result["precision"] == "fp32" and result["channels_last"] is True and result["cpu"]
+
+
+def test_pytorch_baseline_is_the_tutorial_network_with_its_initialization():
+    sys.path.insert(0, str(BENCHMARKS / "baselines"))
+    try:
+        import torch_dataloader as baseline
+    finally:
+        sys.path.pop(0)
+    from lenet.models import build_model
+    ours = dict(build_model("tutorial-cnn").named_parameters())
+    theirs = [p for p in baseline.build_model().parameters()]
+    assert [tuple(p.shape) for p in ours.values()] == [tuple(p.shape) for p in theirs]
+    for (name, mine), other in zip(ours.items(), theirs):
+        if name.endswith("weight"):  # truncated normal, stddev 0.1, cut at 2 stddev (stddev ~0.088)
+            assert other.abs().max() <= 0.2 and 0.08 < other.std().item() < 0.096
+        else:
+            assert other.detach().equal(mine.detach())
+
+
+def test_pytorch_baseline_trains_and_reports(mnist):
+    result = _run("baselines/torch_dataloader.py", "--steps", "40")
+    assert result["implementation"] == "pytorch-dataloader" and result["train_images_per_s"] > 0
+    assert result["test_accuracy"] > 0.5  # the tutorial's start: ~72% after 40 steps
