@@ -2,8 +2,8 @@
 
 Runs benchmarks/throughput.py and the baselines in benchmarks/baselines/ as child processes, in
 alternation for --rounds rounds (so that a noisy machine hurts them alike), and prints one JSON
-object: each implementation's median train and inference images/s, its test accuracy after the
-same number of steps, and lenet's ratio to each.
+object: each implementation's median train and inference images/s (lenet's also through its ONNX
+export in onnxruntime), its test accuracy after the same number of steps, and lenet's ratio to each.
 
 Usage: LENET_DATA_DIR=... python benchmarks/compare_cpu.py [--steps 300] [--rounds 3] [--variants fp32,compile]
        [--tf-python .venv-tf/bin/python]
@@ -65,10 +65,13 @@ def main() -> None:
             "infer_images_per_s": statistics.median(r["infer_images_per_s"] for r in runs),
             "test_accuracy": statistics.median(r["test_accuracy"] for r in runs),
         }
+        if "infer_onnx_images_per_s" in runs[0]:
+            summary[name]["infer_onnx_images_per_s"] = statistics.median(r["infer_onnx_images_per_s"] for r in runs)
     # Each lenet variant's speed as a multiple of each baseline's.
     ratios = {f"{ours} / {theirs}": {
         "train": round(summary[ours]["train_images_per_s"] / summary[theirs]["train_images_per_s"], 2),
-        "infer": round(summary[ours]["infer_images_per_s"] / summary[theirs]["infer_images_per_s"], 2)}
+        "infer": round(summary[ours]["infer_images_per_s"] / summary[theirs]["infer_images_per_s"], 2),
+        "infer_onnx": round(summary[ours]["infer_onnx_images_per_s"] / summary[theirs]["infer_images_per_s"], 2)}
         for ours in summary if ours.startswith("lenet-") for theirs in summary if not theirs.startswith("lenet-")}
     first = next(iter(results.values()))[0]
     print(json.dumps({"model": "tutorial-cnn", "batch_size": 100, "steps": args.steps, "rounds": args.rounds,

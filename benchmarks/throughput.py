@@ -4,7 +4,9 @@ Training: `lenet.training.train` with the recipe's own settings (tutorial-cnn: S
 EMA, batch 100) for --steps steps; the rate is averaged over the log intervals after the first two
 (warm-up), and compilation (--compile) is reported apart. Inference: the evaluation weights over
 the 10,000 test images in batches of --infer-batch, after one warm-up batch, with the same
-precision, layout and compilation as training.
+precision, layout and compilation as training. On the CPU, inference is also measured through
+the model exported to ONNX and run by onnxruntime (`lenet export --format onnx`, then `lenet
+predict`/`lenet serve` on the .onnx file): the same images and batches, probabilities out.
 
 Usage: LENET_DATA_DIR=... python benchmarks/throughput.py [--steps 300] [--device cpu|cuda]
        [--recipe tutorial-cnn] [--precision fp32|bf16] [--compile] [--no-channels-last]
@@ -23,6 +25,7 @@ import torch
 from lenet import get_recipe, load_mnist
 from lenet.checkpoint import load_model
 from lenet.data import to_float
+from lenet.export import OnnxPredictor, export_model
 from lenet.recipes import override
 from lenet.training import Execution, synchronize, train
 from machine import describe
@@ -49,6 +52,17 @@ def inference_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int
     return len(images) / (time.perf_counter() - start)
 
 
+def onnx_inference_rate(onnx_path: str, images: torch.Tensor, batch_size: int) -> float:
+    """Images/s of lenet's predictor for an exported .onnx file over uint8 IMAGES (on the CPU)."""
+    predict = OnnxPredictor(onnx_path)
+    batches = [to_float(images[i:i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
+    predict(batches[0])  # warm-up
+    start = time.perf_counter()
+    for batch in batches:
+        predict(batch)
+    return len(images) / (time.perf_counter() - start)
+
+
 def measure(recipe_name: str, steps: int, device: str, infer_batch: int, execution: Execution) -> dict:
     data = load_mnist()
     recipe = override(get_recipe(recipe_name), total_steps=steps, log_every_steps=max(steps // 10, 1),
@@ -60,12 +74,17 @@ def measure(recipe_name: str, steps: int, device: str, infer_batch: int, executi
                        report=lambda e: rates.append(e["images_per_s"]) if e["kind"] == "log" else None)
         wall_s = time.perf_counter() - start
         model, _ = load_model(model_dir, device)
+        onnx_rate = None
+        if device == "cpu":
+            onnx_path = str(export_model(model_dir, "onnx", f"{model_dir}/model.onnx"))
+            onnx_rate = round(onnx_inference_rate(onnx_path, data.test_images, infer_batch))
     steady = rates[2:] or rates
     return {"implementation": "lenet", "recipe": recipe_name, "steps": steps, "batch_size": recipe.batch_size,
             "device": device, "precision": execution.precision, "channels_last": execution.channels_last,
             "compile": execution.compile,
             "train_images_per_s": round(sum(steady) / len(steady)),
             "infer_images_per_s": round(inference_rate(model, data.test_images.to(device), infer_batch, execution)),
+            "infer_onnx_images_per_s": onnx_rate,
             "test_accuracy": result["test_accuracy"], "compile_s": round(result["compile_seconds"], 1),
             "wall_time_s": round(wall_s, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
