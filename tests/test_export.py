@@ -55,3 +55,19 @@ def test_a_bad_onnx_file_is_a_one_line_error(tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "bad.onnx"), "examples/seven.png"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.onnx" in err
+
+
+def test_eval_of_an_onnx_file_matches_eval_of_its_model_directory(mnist_model_dir, onnx_file, capsys):
+    assert main(["eval", "--model-dir", str(mnist_model_dir[0]), "--json", "--no-tensorboard"]) == 0
+    from_dir = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--model", str(onnx_file), "--json"]) == 0
+    from_onnx = json.loads(capsys.readouterr().out)
+    assert from_onnx["step"] == from_dir["step"] and from_onnx["examples"] == 10_000
+    assert from_onnx["confusion"] == from_dir["confusion"]
+    assert abs(from_onnx["loss"] - from_dir["loss"]) < 1e-4
+
+
+def test_eval_of_an_onnx_file_refuses_what_only_a_model_directory_has(onnx_file, capsys):
+    assert main(["eval", "--model", str(onnx_file), "--watch"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cnn.onnx" in err and "--watch" in err

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .data import load_mnist
 from .errors import LenetError
-from .evaluation import evaluate_checkpoint, evaluate_ensemble, watch_checkpoints
+from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
 from .models import build_model, list_models
 from .predict import load_predictor, predict_files
 from .recipes import RECIPES, Recipe
@@ -160,6 +160,8 @@ def _print_eval(result: dict, as_json: bool, what: str) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     resolve_device(args.device)
+    if Path(args.model_dir).suffix.lower() == ".onnx":
+        return _eval_onnx(args)
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
     if not args.watch:
         result = evaluate_checkpoint(args.model_dir, data, args.split, device=args.device, top_k=args.top_k,
@@ -181,6 +183,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
             _print_eval(result, args.json, f"step {step}")
     except KeyboardInterrupt:
         return 0
+    return 0
+
+
+def _eval_onnx(args: argparse.Namespace) -> int:
+    """`lenet eval` of an exported file: onnxruntime on the CPU, no checkpoints to watch or events to write."""
+    if args.watch or args.tta:
+        raise LenetError(f"{args.model_dir}: --watch and --tta need a model directory, not an ONNX file")
+    if args.device != "cpu":
+        raise LenetError(f"{args.model_dir}: ONNX files run on the CPU (onnxruntime); drop --device {args.device}")
+    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
+    result = evaluate_onnx(args.model_dir, data, args.split, args.top_k, _Count(f"evaluating {args.split}"))
+    _print_eval(result, args.json, Path(args.model_dir).name)
     return 0
 
 
@@ -315,8 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_overrides(p)
     p.set_defaults(run=cmd_train)
 
-    p = commands.add_parser("eval", help="evaluate a model directory's newest checkpoint")
-    p.add_argument("--model-dir", required=True)
+    p = commands.add_parser("eval", help="evaluate a model directory's newest checkpoint, or an exported ONNX file")
+    p.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX",
+                   help="a model directory, or an ONNX file made by `lenet export` (run by onnxruntime)")
     p.add_argument("--split", default="test", choices=["test", "validation"])
     p.add_argument("--top-k", type=int, default=5, help="k for top-k accuracy (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object per evaluation")

@@ -92,6 +92,24 @@ def evaluate_checkpoint(model_dir: str | Path, data: Mnist, split: str = "test",
     return result
 
 
+def evaluate_onnx(path: str | Path, data: Mnist, split: str = "test", top_k: int = 5,
+                  progress: Callable[[int, int], None] | None = None, batch_size: int = 1000) -> dict:
+    """Metrics of an exported .onnx file on one split of DATA, run by onnxruntime on the CPU as
+    `lenet predict` and `lenet serve` run it: what the export kept of the trained network."""
+    from .export import OnnxPredictor
+    predictor = OnnxPredictor(path)
+    images, labels = data.split(split)
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        chunks.append(predictor.logits(to_float(images[start:start + batch_size]).numpy()))
+        if progress:
+            progress(min(start + batch_size, len(images)), len(images))
+    logits = torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES)
+    step = predictor.metadata.get("lenet.step")
+    return {"step": int(step) if step else None, "split": split, "tta": False,
+            **metrics_from_logits(logits, labels, top_k)}
+
+
 def evaluate_ensemble(model_dirs: list[str | Path], data: Mnist, split: str = "test",
                       device: str | torch.device = "cpu", top_k: int = 5, tta: bool = False,
                       progress: Callable[[int, int], None] | None = None) -> dict:

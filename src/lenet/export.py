@@ -117,7 +117,10 @@ class OnnxPredictor:
         self.input_name = inputs[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def __call__(self, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def logits(self, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Logits (N, 10) for float (N, 28, 28) or (N, 1, 28, 28) inputs in [0, 1]."""
         images = np.asarray(inputs, dtype=np.float32).reshape(-1, 1, 28, 28)
-        logits = self.session.run(None, {self.input_name: images})[0]
-        return torch.softmax(torch.from_numpy(logits).float(), dim=1)
+        return torch.from_numpy(self.session.run(None, {self.input_name: images})[0]).float()
+
+    def __call__(self, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(inputs), dim=1)
