@@ -31,6 +31,12 @@ def test_throughput_measures_training_and_inference(mnist):
     assert result["precision"] == "fp32" and result["channels_last"] is True and result["cpu"]
 
 
+def test_conv_kernels_reports_each_kernel_after_checking_they_agree():
+    result = _run("conv_kernels.py", "--batch", "4", "--repeats", "1")
+    assert set(result["gflop_per_s"]) == {"torch_nchw", "torch_channels_last", "onnxruntime", "torch_mm_2048"}
+    assert all(rate > 0 for rate in result["gflop_per_s"].values()) and result["batch"] == 4
+
+
 def test_pytorch_baseline_is_the_tutorial_network_with_its_initialization():
     sys.path.insert(0, str(BENCHMARKS / "baselines"))
     try:

@@ -7,7 +7,7 @@ from PIL import Image
 
 from lenet.cli import main
 from lenet.data import write_idx
-from lenet.predict import predict_files
+from lenet.predict import load_predictor, predict_files
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "seven.png"
 
@@ -25,9 +25,8 @@ def test_rendered_mnist_digits_are_recognised_after_normalization(tmp_path, mnis
         canvas.convert("RGB").save(path)
         paths.append(path)
         labels.append(int(mnist.test_labels[i]))
-    from lenet.checkpoint import load_model
-    model, _ = load_model(model_dir)
-    predicted = [r["class"] for r in predict_files(model, paths)]
+    predict, _ = load_predictor(model_dir)
+    predicted = [r["class"] for r in predict_files(predict, paths)]
     assert np.mean(np.array(predicted) == np.array(labels)) >= 0.9
     assert main(["predict", "--model-dir", str(model_dir), str(EXAMPLE)]) == 0
 

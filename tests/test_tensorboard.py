@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -23,7 +24,11 @@ def logged_run(tmp_path_factory):
                       learning_rate=1e-3, l2_rate=1e-3, log_every_steps=10, eval_every_steps=20,
                       checkpoint_every_steps=40)
     events = []
-    train(recipe, model_dir, synthetic_mnist(200), report=events.append, histogram_every_steps=20)
+    # Validation labels shifted by one class: validation then always gets images wrong, so the
+    # misclassified-image grid must be written.
+    data = synthetic_mnist(200)
+    data = dataclasses.replace(data, val_labels=(data.val_labels + 1) % 10)
+    train(recipe, model_dir, data, report=events.append, histogram_every_steps=20)
     return model_dir, events
 
 
@@ -52,9 +57,9 @@ def test_histograms_graph_and_misclassified_images_are_written(logged_run):
     assert "weights/conv1.weight" in tags["histograms"] and "gradients/fc2.bias" in tags["histograms"]
     assert [h.step for h in run.Histograms("weights/conv1.weight")] == [20, 40]
     assert tags["graph"]
-    if tags["images"]:  # present whenever validation got something wrong
-        image = run.Images(tags["images"][0])[0]
-        assert image.width > 0 and image.height > 0
+    assert tags["images"] == ["validation/misclassified (true -> predicted)"]
+    images = run.Images(tags["images"][0])
+    assert [i.step for i in images] == [20, 40] and images[0].width > 0 and images[0].height > 0
 
 
 def test_eval_writes_its_results_as_events(logged_run, tmp_path):

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from .checkpoint import load_model
+from .data import to_float
 from .errors import LenetError
 from .evaluation import confusion_matrix
 from .layers import AvgPool2d, Conv2d, MaxPool2d
@@ -243,7 +244,7 @@ def plot_model_dir(model_dir: str | Path, data, out_dir: str | Path | None = Non
     except LenetError as error:
         notes.append(str(error))
     images, labels = data.split("test")
-    probabilities = predict_probabilities(model, images.float().div(255))
+    probabilities = predict_probabilities(model, to_float(images))
     confusion = confusion_matrix(labels, probabilities.argmax(1)).tolist()
     paths.append(confusion_plot(confusion, out_dir / "confusion.png",
                                 f"{metadata['recipe']['name']} step {metadata['step']}, test"))

@@ -41,16 +41,13 @@ def load_predictor(source: str | Path, device: str | torch.device = "cpu") -> tu
     return (lambda inputs: predict_probabilities(model, inputs)), metadata
 
 
-def predict_files(predict: Predictor | nn.Module, paths: Iterable[str | Path], k: int = 3) -> Iterator[dict]:
+def predict_files(predict: Predictor, paths: Iterable[str | Path], k: int = 3) -> Iterator[dict]:
     """One result per image: {"file", "index", "class", "probabilities", "top_k"}, or {"file", "error"}.
 
-    PREDICT is a Predictor (see load_predictor) or a network. "index" is the position inside a
-    multi-image file (.npy, IDX) and None for a single image. A file that cannot be read yields
-    one error result; the others are still predicted.
+    PREDICT comes from load_predictor. "index" is the position inside a multi-image file (.npy,
+    IDX) and None for a single image. A file that cannot be read yields one error result; the
+    others are still predicted.
     """
-    if isinstance(predict, nn.Module):
-        model = predict
-        predict = lambda inputs: predict_probabilities(model, inputs)  # noqa: E731
     for path in paths:
         try:
             inputs, is_array = read_inputs(path)
