@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import synthetic_mnist
 from lenet.checkpoint import list_checkpoints, read_checkpoint
 from lenet.errors import LenetError
 from lenet.recipes import get_recipe, override
