@@ -4,7 +4,8 @@ Reports requests/s and p50/p99 latency of POST /predict, and beside it (same run
 the latency of the same prediction made in-process through the library, so the HTTP overhead
 can be read off whatever the machine's speed.
 
-Usage: python benchmarks/serve_latency.py --model-dir DIR [--clients 8] [--requests 800] [--payload png|json]
+Usage: python benchmarks/serve_latency.py --model-dir DIR_OR_ONNX [--clients 8] [--requests 800] [--payload png|json]
+(an .onnx file made by `lenet export` is served and predicted by onnxruntime)
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lenet.checkpoint import load_model
-from lenet.predict import predict_probabilities
+from lenet.predict import load_predictor
 from lenet.preprocess import image_to_input
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seven.png"
@@ -42,7 +42,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--payload", choices=["png", "json"], default="png")
@@ -54,11 +54,11 @@ def main() -> None:
     else:
         body, content_type = json.dumps({"image": image_to_input(png, "sample").tolist()}).encode(), "application/json"
 
-    model, _ = load_model(args.model_dir)
+    predict, _ = load_predictor(args.model_dir)
     in_process = []
     for _ in range(200):
         start = time.perf_counter()
-        predict_probabilities(model, image_to_input(png, "sample")[None])
+        predict(image_to_input(png, "sample")[None])
         in_process.append(time.perf_counter() - start)
 
     port = free_port()
