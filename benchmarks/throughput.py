@@ -6,7 +6,7 @@ EMA, batch 100) for --steps steps; the rate is averaged over the log intervals a
 the 10,000 test images in batches of --infer-batch, after one warm-up batch, with the same
 precision, layout and compilation as training. On the CPU, inference is also measured through
 the model exported to ONNX and run by onnxruntime (`lenet export --format onnx`, then `lenet
-predict`/`lenet serve` on the .onnx file): the same images and batches, probabilities out.
+predict`/`lenet serve`/`lenet eval` on the .onnx file): the same images and batches, logits out.
 
 Usage: LENET_DATA_DIR=... python benchmarks/throughput.py [--steps 300] [--device cpu|cuda]
        [--recipe tutorial-cnn] [--precision fp32|bf16] [--compile] [--no-channels-last]
@@ -53,13 +53,13 @@ def inference_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int
 
 
 def onnx_inference_rate(onnx_path: str, images: torch.Tensor, batch_size: int) -> float:
-    """Images/s of lenet's predictor for an exported .onnx file over uint8 IMAGES (on the CPU)."""
-    predict = OnnxPredictor(onnx_path)
+    """Images/s of lenet's onnxruntime predictor for an exported .onnx file over uint8 IMAGES (CPU)."""
+    logits = OnnxPredictor(onnx_path).logits
     batches = [to_float(images[i:i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
-    predict(batches[0])  # warm-up
+    logits(batches[0])  # warm-up
     start = time.perf_counter()
     for batch in batches:
-        predict(batch)
+        logits(batch)
     return len(images) / (time.perf_counter() - start)
 
 
