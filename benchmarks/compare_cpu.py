@@ -6,7 +6,7 @@ object: each implementation's median train and inference images/s (lenet's also 
 export in onnxruntime), its test accuracy after the same number of steps, and lenet's ratio to each.
 
 Usage: LENET_DATA_DIR=... python benchmarks/compare_cpu.py [--steps 300] [--rounds 3] [--variants fp32,compile]
-       [--tf-python .venv-tf/bin/python]
+       [--infer-batch 1000] [--tf-python .venv-tf/bin/python]
 TensorFlow runs from its own environment (`make bench-setup` creates .venv-tf); without it the
 TensorFlow rows are left out and say so.
 """
@@ -37,19 +37,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--infer-batch", type=int, default=1000, help="images per inference batch, for all")
     parser.add_argument("--tf-python", default=str(HERE.parent / ".venv-tf" / "bin" / "python"))
     parser.add_argument("--variants", default="fp32,compile",
                         help=f"lenet settings to measure, comma-separated: {', '.join(VARIANTS)}")
     args = parser.parse_args()
-    steps = ["--steps", str(args.steps)]
-    commands = {f"lenet-{variant}": [sys.executable, str(HERE / "throughput.py"), *steps, *VARIANTS[variant]]
+    shared_options = ["--steps", str(args.steps), "--infer-batch", str(args.infer_batch)]
+    commands = {f"lenet-{variant}": [sys.executable, str(HERE / "throughput.py"), *shared_options, *VARIANTS[variant]]
                 for variant in args.variants.split(",")}
-    commands["pytorch-dataloader"] = [sys.executable, str(HERE / "baselines" / "torch_dataloader.py"), *steps]
+    commands["pytorch-dataloader"] = [sys.executable, str(HERE / "baselines" / "torch_dataloader.py"), *shared_options]
     notes = []
     if Path(args.tf_python).exists():
         for mode in ("graph", "keras"):
             commands[f"tensorflow-{mode}"] = [args.tf_python, str(HERE / "baselines" / "tf_tutorial_cnn.py"),
-                                              "--mode", mode, *steps]
+                                              "--mode", mode, *shared_options]
     else:
         notes.append(f"no TensorFlow environment at {args.tf_python}: run `make bench-setup`")
     results: dict[str, list[dict]] = {name: [] for name in commands}
@@ -74,7 +75,8 @@ def main() -> None:
         "infer_onnx": round(summary[ours]["infer_onnx_images_per_s"] / summary[theirs]["infer_images_per_s"], 2)}
         for ours in summary if ours.startswith("lenet-") for theirs in summary if not theirs.startswith("lenet-")}
     first = next(iter(results.values()))[0]
-    print(json.dumps({"model": "tutorial-cnn", "batch_size": 100, "steps": args.steps, "rounds": args.rounds,
+    print(json.dumps({"model": "tutorial-cnn", "batch_size": 100, "infer_batch": args.infer_batch,
+                      "steps": args.steps, "rounds": args.rounds,
                       "machine": f"{cpu_model()}, {first.get('threads', '?')} threads",
                       "results": summary, "ratios": ratios, "notes": notes}))
 
