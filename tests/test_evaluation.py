@@ -10,8 +10,8 @@ from lenet.augment import shifted
 from lenet.checkpoint import load_model, save_checkpoint
 from lenet.cli import main
 from lenet.data import to_float
-from lenet.evaluation import (batched_logits, confusion_matrix, evaluate_checkpoint, evaluate_ensemble,
-                              metrics_from_logits, watch_checkpoints)
+from lenet.evaluation import (CPU_INFERENCE_BATCH, batched_logits, confusion_matrix, evaluate_checkpoint,
+                              evaluate_ensemble, metrics_from_logits, watch_checkpoints)
 from lenet.recipes import get_recipe, override
 from lenet.training import train
 
@@ -41,6 +41,16 @@ def test_evaluate_checkpoint_reports_step_and_split(synthetic_model_dir, synthet
     assert result["step"] == 60 and result["split"] == "validation"
     assert result["examples"] == len(synthetic.val_labels)
     assert sum(map(sum, result["confusion"])) == len(synthetic.val_labels)
+
+
+def test_cpu_inference_runs_in_small_batches_with_the_same_logits(synthetic_model_dir, synthetic):
+    model, _ = load_model(synthetic_model_dir)
+    images = synthetic.test_images
+    done = []
+    logits = batched_logits(model, images, progress=lambda n, total: done.append(n))
+    assert CPU_INFERENCE_BATCH == 100 and len(images) > 100
+    assert done == [*range(100, len(images), 100), len(images)]
+    assert torch.allclose(logits, batched_logits(model, images, batch_size=len(images)), atol=1e-5)
 
 
 def test_test_time_augmentation_averages_the_shifted_views(synthetic_model_dir, synthetic):
