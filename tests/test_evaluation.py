@@ -10,6 +10,7 @@ from lenet.augment import shifted
 from lenet.checkpoint import load_model, save_checkpoint
 from lenet.cli import main
 from lenet.data import to_float
+from lenet.errors import LenetError
 from lenet.evaluation import (CPU_INFERENCE_BATCH, batched_logits, confusion_matrix, evaluate_checkpoint,
                               evaluate_ensemble, metrics_from_logits, watch_checkpoints)
 from lenet.recipes import get_recipe, override
@@ -93,6 +94,19 @@ def test_ensemble_command_prints_members_and_refuses_missing_dirs(synthetic_mode
     assert main(["ensemble", str(synthetic_model_dir), str(tmp_path / "missing")]) == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "missing: no such model directory" in error
+
+
+def test_an_ensemble_member_may_be_an_exported_onnx_file(synthetic_model_dir, second_model_dir, synthetic,
+                                                         tmp_path):
+    from lenet.export import export_model
+    onnx_file = export_model(second_model_dir, "onnx", tmp_path / "second.onnx")
+    from_dirs = evaluate_ensemble([synthetic_model_dir, second_model_dir], synthetic)
+    mixed = evaluate_ensemble([synthetic_model_dir, onnx_file], synthetic)
+    assert [m["step"] for m in mixed["members"]] == [60, 10]
+    assert mixed["confusion"] == from_dirs["confusion"]
+    assert mixed["loss"] == pytest.approx(from_dirs["loss"], abs=1e-5)
+    with pytest.raises(LenetError, match="second.onnx: --tta"):
+        evaluate_ensemble([synthetic_model_dir, onnx_file], synthetic, tta=True)
 
 
 def test_watch_yields_each_new_checkpoint(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .data import load_mnist
 from .errors import LenetError
-from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
+from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, is_onnx_file, watch_checkpoints
 from .models import build_model, list_models
 from .predict import load_predictor, predict_files
 from .recipes import RECIPES, Recipe
@@ -160,7 +160,7 @@ def _print_eval(result: dict, as_json: bool, what: str) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     resolve_device(args.device)
-    if Path(args.model_dir).suffix.lower() == ".onnx":
+    if is_onnx_file(args.model_dir):
         return _eval_onnx(args)
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
     if not args.watch:
@@ -200,9 +200,9 @@ def _eval_onnx(args: argparse.Namespace) -> int:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     resolve_device(args.device)
-    for model_dir in args.model_dirs:
-        if not Path(model_dir).is_dir():
-            raise LenetError(f"{model_dir}: no such model directory")
+    for source in args.model_dirs:
+        if not (Path(source).is_file() if is_onnx_file(source) else Path(source).is_dir()):
+            raise LenetError(f"{source}: no such {'ONNX file' if is_onnx_file(source) else 'model directory'}")
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
     result = evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
                                _Count("evaluating models"))
@@ -344,8 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_options(p)
     p.set_defaults(run=cmd_eval)
 
-    p = commands.add_parser("ensemble", help="evaluate the mean probabilities of several model directories")
-    p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR")
+    p = commands.add_parser("ensemble", help="evaluate the mean probabilities of several model directories "
+                                             "(or exported ONNX files)")
+    p.add_argument("model_dirs", nargs="+", metavar="DIR_OR_ONNX")
     p.add_argument("--split", default="test", choices=["test", "validation"])
     p.add_argument("--top-k", type=int, default=5, help="k for top-k accuracy (default 5)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation in every member (see eval)")

@@ -13,6 +13,7 @@ from torch import nn
 from .augment import TTA_SHIFTS, shifted
 from .checkpoint import list_checkpoints, load_model
 from .data import Mnist, to_float
+from .errors import LenetError
 from .models import NUM_CLASSES
 from .tensorboard import write_eval_events
 
@@ -102,44 +103,60 @@ def evaluate_checkpoint(model_dir: str | Path, data: Mnist, split: str = "test",
     return result
 
 
-def evaluate_onnx(path: str | Path, data: Mnist, split: str = "test", top_k: int = 5,
-                  progress: Callable[[int, int], None] | None = None, batch_size: int = 1000) -> dict:
-    """Metrics of an exported .onnx file on one split of DATA, run by onnxruntime on the CPU as
-    `lenet predict` and `lenet serve` run it: what the export kept of the trained network."""
+def is_onnx_file(source: str | Path) -> bool:
+    """Whether SOURCE names an exported ONNX file rather than a model directory."""
+    return Path(source).suffix.lower() == ".onnx"
+
+
+def onnx_logits(path: str | Path, images: torch.Tensor, batch_size: int = 1000,
+                progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, int | None]:
+    """Logits of an exported .onnx file for uint8 (N, 28, 28) IMAGES, run by onnxruntime on the
+    CPU as `lenet predict` and `lenet serve` run it, and the training step stored in the file."""
     from .export import OnnxPredictor
     predictor = OnnxPredictor(path)
-    images, labels = data.split(split)
     chunks = []
     for start in range(0, len(images), batch_size):
         chunks.append(predictor.logits(to_float(images[start:start + batch_size]).numpy()))
         if progress:
             progress(min(start + batch_size, len(images)), len(images))
-    logits = torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES)
     step = predictor.metadata.get("lenet.step")
-    return {"step": int(step) if step else None, "split": split, "tta": False,
-            **metrics_from_logits(logits, labels, top_k)}
+    return (torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES)), (int(step) if step else None)
 
 
-def evaluate_ensemble(model_dirs: list[str | Path], data: Mnist, split: str = "test",
+def evaluate_onnx(path: str | Path, data: Mnist, split: str = "test", top_k: int = 5,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
+    """Metrics of an exported .onnx file on one split of DATA: what the export kept of the network."""
+    images, labels = data.split(split)
+    logits, step = onnx_logits(path, images, progress=progress)
+    return {"step": step, "split": split, "tta": False, **metrics_from_logits(logits, labels, top_k)}
+
+
+def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test",
                       device: str | torch.device = "cpu", top_k: int = 5, tta: bool = False,
                       progress: Callable[[int, int], None] | None = None) -> dict:
-    """Metrics of the mean of several model directories' probabilities on one split, with each
-    member's own accuracy under "members"."""
-    if not model_dirs:
+    """Metrics of the mean of several models' probabilities on one split, with each member's own
+    accuracy under "members". A member is a model directory or an exported .onnx file (no TTA)."""
+    if not members:
         raise ValueError("an ensemble needs at least one model directory")
+    onnx_members = [str(source) for source in members if is_onnx_file(source)]
+    if tta and onnx_members:
+        raise LenetError(f"{onnx_members[0]}: --tta needs model directories, not ONNX files")
     images, labels = data.split(split)
-    members, probability_sum = [], None
-    for index, model_dir in enumerate(model_dirs):
-        model, metadata = load_model(model_dir, device)
-        logits = batched_logits(model, images, tta=tta).float().cpu()
-        members.append({"model_dir": str(model_dir), "step": metadata["step"],
+    results, probability_sum = [], None
+    for index, source in enumerate(members):
+        if is_onnx_file(source):
+            logits, step = onnx_logits(source, images)
+        else:
+            model, metadata = load_model(source, device)
+            logits, step = batched_logits(model, images, tta=tta).float().cpu(), metadata["step"]
+        results.append({"model_dir": str(source), "step": step,
                         "accuracy": metrics_from_logits(logits, labels, top_k)["accuracy"]})
         probabilities = torch.softmax(logits, dim=1)
         probability_sum = probabilities if probability_sum is None else probability_sum + probabilities
         if progress:
-            progress(index + 1, len(model_dirs))
-    mean_log_probability = (probability_sum / len(model_dirs)).log()
-    return {"split": split, "tta": tta, "members": members,
+            progress(index + 1, len(members))
+    mean_log_probability = (probability_sum / len(members)).log()
+    return {"split": split, "tta": tta, "members": results,
             **metrics_from_logits(mean_log_probability, labels, top_k)}
 
 
