@@ -13,7 +13,8 @@ from pathlib import Path
 from . import __version__
 from .data import load_mnist
 from .errors import LenetError
-from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, is_onnx_file, watch_checkpoints
+from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
+from .export import export_model, is_onnx_file
 from .models import build_model, list_models
 from .predict import load_predictor, predict_files
 from .recipes import RECIPES, Recipe
@@ -200,9 +201,11 @@ def _eval_onnx(args: argparse.Namespace) -> int:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     resolve_device(args.device)
-    for source in args.model_dirs:
-        if not (Path(source).is_file() if is_onnx_file(source) else Path(source).is_dir()):
-            raise LenetError(f"{source}: no such {'ONNX file' if is_onnx_file(source) else 'model directory'}")
+    for source in map(Path, args.model_dirs):
+        if is_onnx_file(source) and not source.is_file():
+            raise LenetError(f"{source}: no such ONNX file")
+        if not is_onnx_file(source) and not source.is_dir():
+            raise LenetError(f"{source}: no such model directory")
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
     result = evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
                                _Count("evaluating models"))
@@ -234,7 +237,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_model
     path = export_model(args.model_dir, args.format, args.output)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0

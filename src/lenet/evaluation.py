@@ -14,6 +14,7 @@ from .augment import TTA_SHIFTS, shifted
 from .checkpoint import list_checkpoints, load_model
 from .data import Mnist, to_float
 from .errors import LenetError
+from .export import OnnxPredictor, is_onnx_file
 from .models import NUM_CLASSES
 from .tensorboard import write_eval_events
 
@@ -103,16 +104,10 @@ def evaluate_checkpoint(model_dir: str | Path, data: Mnist, split: str = "test",
     return result
 
 
-def is_onnx_file(source: str | Path) -> bool:
-    """Whether SOURCE names an exported ONNX file rather than a model directory."""
-    return Path(source).suffix.lower() == ".onnx"
-
-
 def onnx_logits(path: str | Path, images: torch.Tensor, batch_size: int = 1000,
                 progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, int | None]:
     """Logits of an exported .onnx file for uint8 (N, 28, 28) IMAGES, run by onnxruntime on the
     CPU as `lenet predict` and `lenet serve` run it, and the training step stored in the file."""
-    from .export import OnnxPredictor
     predictor = OnnxPredictor(path)
     chunks = []
     for start in range(0, len(images), batch_size):

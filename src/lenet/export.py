@@ -28,6 +28,11 @@ INPUT_FORMAT = ("images: float32 (N, 1, 28, 28), white ink on black, pixel / 255
 ONNX_OPSET = 18
 
 
+def is_onnx_file(source: str | Path) -> bool:
+    """Whether SOURCE names an exported ONNX file rather than a model directory."""
+    return Path(source).suffix.lower() == ".onnx"
+
+
 def export_metadata(metadata: dict) -> dict[str, str]:
     """String key/values describing the exported network (stored in the ONNX/TorchScript file)."""
     recipe = metadata["recipe"]

@@ -12,6 +12,7 @@ from torch import nn
 from .checkpoint import load_model
 from .errors import LenetError
 from .evaluation import batched_logits
+from .export import OnnxPredictor, is_onnx_file
 from .preprocess import read_inputs
 
 
@@ -32,9 +33,7 @@ Predictor = Callable[[np.ndarray], torch.Tensor]  # float (N, 28, 28) in [0, 1] 
 
 def load_predictor(source: str | Path, device: str | torch.device = "cpu") -> tuple[Predictor, dict]:
     """A model directory's newest checkpoint, or an exported .onnx file, as (predictor, description)."""
-    source = Path(source)
-    if source.suffix.lower() == ".onnx":
-        from .export import OnnxPredictor
+    if is_onnx_file(source):
         predictor = OnnxPredictor(source)
         return predictor, predictor.metadata
     model, metadata = load_model(source, device)
