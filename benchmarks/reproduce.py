@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from lenet import RECIPES, load_mnist
+from lenet import get_recipe, load_mnist
 from lenet.recipes import SEED_RECIPES, override
 from lenet.training import Execution, train
 from machine import describe
@@ -28,9 +28,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     execution = Execution(args.precision, True, args.compile)
+    # Every name checked before anything trains: a typo in the last one must not wait hours to show.
+    recipes = [get_recipe(name) for name in args.recipes.split(",")]
     data = load_mnist()
-    for name in args.recipes.split(","):
-        recipe = RECIPES[name]
+    for recipe in recipes:
+        name = recipe.name
         if args.steps:
             recipe = override(recipe, total_steps=args.steps)
         model_dir = Path(args.out_dir) / name

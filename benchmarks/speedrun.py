@@ -3,7 +3,7 @@ the training time (steps only: no process start, data loading, compilation or ev
 reported apart) and the test accuracy; prints one JSON object.
 
 Usage: LENET_DATA_DIR=... python benchmarks/speedrun.py [--recipe fast] [--seeds 5] [--target 0.99]
-       [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--steps N] [--tta] [--keep DIR]
+       [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--steps N] [--model NAME] [--tta] [--keep DIR]
 --keep DIR keeps each run's model directory as DIR/seed-N (for `lenet ensemble DIR/seed-*`).
 """
 
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--target", type=float, default=0.99, help="mean test accuracy to reach")
     parser.add_argument("--steps", type=int, help="override the recipe's total_steps")
+    parser.add_argument("--model", help="override the recipe's network (see `lenet models`)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true")
@@ -61,6 +62,8 @@ def main() -> None:
     recipe = get_recipe(args.recipe)
     if args.steps:
         recipe = override(recipe, total_steps=args.steps)
+    if args.model:
+        recipe = override(recipe, model=args.model)
     # Validation only at the end, so that training time is training.
     recipe = override(recipe, eval_every_steps=recipe.total_steps, checkpoint_every_steps=recipe.total_steps)
     runs = []
@@ -74,7 +77,7 @@ def main() -> None:
         print(f"seed {seed}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
     accuracies = [r["test_accuracy"] for r in runs]
     summary = {
-        "recipe": args.recipe, "steps": recipe.total_steps, "batch_size": recipe.batch_size,
+        "recipe": args.recipe, "model": recipe.model, "steps": recipe.total_steps, "batch_size": recipe.batch_size,
         "device": args.device, "precision": args.precision, "compile": args.compile,
         "seeds": len(runs), "target": args.target,
         "mean_test_accuracy": statistics.mean(accuracies), "min_test_accuracy": min(accuracies),

@@ -9,7 +9,7 @@ the model exported to ONNX and run by onnxruntime (`lenet export --format onnx`,
 predict`/`lenet serve`/`lenet eval` on the .onnx file): the same images and batches, logits out.
 
 Usage: LENET_DATA_DIR=... python benchmarks/throughput.py [--steps 300] [--device cpu|cuda]
-       [--recipe tutorial-cnn] [--precision fp32|bf16] [--compile] [--no-channels-last]
+       [--recipe tutorial-cnn] [--precision fp32|bf16] [--compile] [--no-channels-last] [--no-onnx]
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def onnx_inference_rate(onnx_path: str, images: torch.Tensor, batch_size: int) -
     return len(images) / (time.perf_counter() - start)
 
 
-def measure(recipe_name: str, steps: int, device: str, infer_batch: int, execution: Execution) -> dict:
+def measure(recipe_name: str, steps: int, device: str, infer_batch: int, execution: Execution,
+            onnx: bool = True) -> dict:
     data = load_mnist()
     recipe = override(get_recipe(recipe_name), total_steps=steps, log_every_steps=max(steps // 10, 1),
                       eval_every_steps=steps, checkpoint_every_steps=steps)
@@ -75,7 +76,7 @@ def measure(recipe_name: str, steps: int, device: str, infer_batch: int, executi
         wall_s = time.perf_counter() - start
         model, _ = load_model(model_dir, device)
         onnx_rate = None
-        if device == "cpu":
+        if onnx and device == "cpu":
             onnx_path = str(export_model(model_dir, "onnx", f"{model_dir}/model.onnx"))
             onnx_rate = round(onnx_inference_rate(onnx_path, data.test_images, infer_batch))
     steady = rates[2:] or rates
@@ -100,9 +101,11 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
+                        help="on the CPU, also time inference through the ONNX export (fp32 whatever --precision)")
     args = parser.parse_args()
     execution = Execution(args.precision, args.channels_last, args.compile)
-    print(json.dumps(measure(args.recipe, args.steps, args.device, args.infer_batch, execution)))
+    print(json.dumps(measure(args.recipe, args.steps, args.device, args.infer_batch, execution, args.onnx)))
 
 
 if __name__ == "__main__":

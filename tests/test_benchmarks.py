@@ -58,3 +58,18 @@ def test_pytorch_baseline_trains_and_reports(mnist):
     result = _run("baselines/torch_dataloader.py", "--steps", "40")
     assert result["implementation"] == "pytorch-dataloader" and result["train_images_per_s"] > 0
     assert result["test_accuracy"] > 0.5  # the tutorial's start: ~72% after 40 steps
+
+
+def test_compare_cpu_puts_lenet_beside_the_pytorch_baseline(mnist, tmp_path):
+    command = [sys.executable, str(BENCHMARKS / "compare_cpu.py"), "--rounds", "1", "--variants", "fp32",
+               "--infer-batch", "500", "--tf-python", str(tmp_path / "no-tensorflow")]
+    too_short = subprocess.run([*command, "--steps", "5"], capture_output=True, text=True, timeout=300)
+    assert too_short.returncode != 0  # a failing child is named with its reason, not a traceback
+    assert too_short.stderr.strip().splitlines()[-1].endswith("--steps must be more than 20, the untimed warm-up")
+    result = _run("compare_cpu.py", *command[2:], "--steps", "30")
+    assert set(result["results"]) == {"lenet-fp32", "pytorch-dataloader"}
+    ours, theirs = result["results"]["lenet-fp32"], result["results"]["pytorch-dataloader"]
+    ratio = result["ratios"]["lenet-fp32 / pytorch-dataloader"]
+    assert ratio["train"] == round(ours["train_images_per_s"] / theirs["train_images_per_s"], 2)
+    assert ratio["infer_onnx"] == round(ours["infer_onnx_images_per_s"] / theirs["infer_images_per_s"], 2)
+    assert "make bench-setup" in result["notes"][0]  # no TensorFlow here: said, not silently dropped

@@ -65,6 +65,9 @@ def build_model(l2: float) -> tf.keras.Model:
     ])
 
 
+WARMUP_STEPS = 20  # steps run before the clock starts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=["graph", "keras"], default="graph")
@@ -72,6 +75,10 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("LENET_DATA_DIR"))
     parser.add_argument("--infer-batch", type=int, default=1000)
     args = parser.parse_args()
+    if args.steps <= WARMUP_STEPS:
+        parser.error(f"--steps must be more than {WARMUP_STEPS}, the untimed warm-up")
+    if not args.data_dir:
+        parser.error("no MNIST directory: pass --data-dir or set LENET_DATA_DIR")
     tf.random.set_seed(0)
     data_dir = Path(args.data_dir)
     x = (read_idx(find(data_dir, "train-images-idx3-ubyte"))[:55_000].astype(np.float32) / 255.0)[..., None]
@@ -79,7 +86,6 @@ def main() -> None:
     x_test = (read_idx(find(data_dir, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0)[..., None]
     y_test = read_idx(find(data_dir, "t10k-labels-idx1-ubyte")).astype(np.int64)
     schedule = tf.keras.optimizers.schedules.ExponentialDecay(0.01, 550, 0.99, staircase=True)
-    warmup = 20
 
     if args.mode == "graph":
         model = build_model(0.0)
@@ -108,13 +114,13 @@ def main() -> None:
 
         order = np.concatenate([np.random.default_rng(e).permutation(55_000) for e in range(args.steps // 550 + 1)])
         for step in range(args.steps):
-            if step == warmup:
+            if step == WARMUP_STEPS:
                 train_step(order[step * 100:(step + 1) * 100]).numpy()  # finish the warm-up before timing
                 start = time.perf_counter()
                 continue
             loss = train_step(order[step * 100:(step + 1) * 100])
         loss.numpy()
-        train_rate = (args.steps - warmup - 1) * 100 / (time.perf_counter() - start)
+        train_rate = (args.steps - WARMUP_STEPS - 1) * 100 / (time.perf_counter() - start)
         for shadow, variable in zip(shadows, model.trainable_variables):  # evaluate averaged, as the seed does
             variable.assign(shadow)
     else:
@@ -124,13 +130,13 @@ def main() -> None:
 
         class Clock(tf.keras.callbacks.Callback):
             def on_train_batch_begin(self, batch, logs=None):
-                if batch == warmup:
+                if batch == WARMUP_STEPS:
                     self.start = time.perf_counter()
 
         clock = Clock()
         model.fit(x, y, batch_size=100, epochs=1, steps_per_epoch=args.steps, shuffle=True,
                   verbose=0, callbacks=[clock])
-        train_rate = (args.steps - warmup) * 100 / (time.perf_counter() - clock.start)
+        train_rate = (args.steps - WARMUP_STEPS) * 100 / (time.perf_counter() - clock.start)
         model.optimizer.finalize_variable_values(model.trainable_variables)
 
     infer = tf.function(lambda images: model(images, training=False))

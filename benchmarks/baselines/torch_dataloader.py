@@ -69,12 +69,19 @@ def tutorial_ema(averaged: torch.Tensor, current: torch.Tensor, num_averaged: to
     return decay * averaged + (1 - decay) * current
 
 
+WARMUP_STEPS = 20  # steps run before the clock starts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--data-dir", default=os.environ.get("LENET_DATA_DIR"))
     parser.add_argument("--infer-batch", type=int, default=1000)
     args = parser.parse_args()
+    if args.steps <= WARMUP_STEPS:
+        parser.error(f"--steps must be more than {WARMUP_STEPS}, the untimed warm-up")
+    if not args.data_dir:
+        parser.error("no MNIST directory: pass --data-dir or set LENET_DATA_DIR")
     torch.manual_seed(0)
     data_dir = Path(args.data_dir)
     train_set = MnistDataset(read_idx(find(data_dir, "train-images-idx3-ubyte"))[:55_000],
@@ -90,12 +97,12 @@ def main() -> None:
     dense_weights = [model[7].weight, model[10].weight]
     loss_fn = nn.CrossEntropyLoss()
 
-    step, warmup, timed_images = 0, 20, 0
+    step, timed_images = 0, 0
     start = None
     model.train()
     while step < args.steps:
         for images, labels in loader:
-            if step == warmup:
+            if step == WARMUP_STEPS:
                 start = time.perf_counter()
             loss = loss_fn(model(images), labels) + 1e-4 * sum((w ** 2).sum() for w in dense_weights) / 2
             optimizer.zero_grad()
@@ -104,7 +111,7 @@ def main() -> None:
             schedule.step()
             average.update_parameters(model)
             step += 1
-            if step > warmup:
+            if step > WARMUP_STEPS:
                 timed_images += len(labels)
             if step == args.steps:
                 break
