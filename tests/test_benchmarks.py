@@ -16,9 +16,10 @@ def _run(script: str, *args: str) -> dict:
 
 def test_speedrun_reports_each_seed_and_the_mean(mnist, tmp_path):
     result = _run("speedrun.py", "--recipe", "fast", "--steps", "6", "--seeds", "2", "--target", "0.5",
-                  "--keep", str(tmp_path))
+                  "--model", "bn-cnn-wide", "--keep", str(tmp_path))
     accuracies = [run["test_accuracy"] for run in result["runs"]]
     assert [run["seed"] for run in result["runs"]] == [0, 1] and result["steps"] == 6
+    assert result["model"] == json.loads((tmp_path / "seed-1" / "recipe.json").read_text())["model"] == "bn-cnn-wide"
     assert abs(result["mean_test_accuracy"] - sum(accuracies) / 2) < 1e-12
     assert all(run["train_s"] > 0 for run in result["runs"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed-0", "seed-1"]
