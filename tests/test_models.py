@@ -70,3 +70,26 @@ def test_registry_refuses_duplicates_and_lists_known_names():
 def test_l2_covers_the_fully_connected_weights_only():
     model = build_model("tutorial-cnn")
     assert [w.shape for w in l2_weights(model)] == [(512, 3136), (10, 512)]
+
+
+def test_batchnorm_cnn_names_its_layers_as_saved_checkpoints_expect():
+    # Model directories written before the deeper variant existed must still load.
+    norm_keys = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    expected = [key for n in (1, 2, 3) for key in [f"conv{n}.weight"] + [f"bn{n}.{k}" for k in norm_keys]]
+    assert list(build_model("bn-cnn").state_dict()) == expected + ["fc.weight", "fc.bias"]
+
+
+def test_deep_batchnorm_cnn_applies_two_convolutions_per_block_then_pools():
+    torch.manual_seed(0)
+    model = build_model("bn-cnn-deep").eval()
+    shapes = {layer["name"]: layer["output_shape"] for layer in summarize(model)["layers"]}
+    assert [shapes[f"conv{n}"][0] for n in range(1, 7)] == [32, 32, 64, 64, 128, 128]
+    assert shapes["pool3"] == [128, 3, 3]
+    x = torch.rand(2, 1, 28, 28)
+    expected = x
+    for block in range(3):
+        for n in (2 * block + 1, 2 * block + 2):
+            expected = torch.relu(getattr(model, f"bn{n}")(getattr(model, f"conv{n}")(expected)))
+        expected = torch.nn.functional.max_pool2d(expected, 2)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.fc(expected.flatten(1)), atol=1e-5)

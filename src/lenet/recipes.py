@@ -132,15 +132,17 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            model="layers-cnn", optimizer="sgd", learning_rate=1e-3, batch_size=100, total_steps=20_000,
            log_every_steps=50),
     # Beyond the tutorials: BatchNorm lets SGD run at a high one-cycle rate, so two passes over
-    # the data reach 99% (recipe `fast`); a wider network trained longer on distorted digits, with
-    # label smoothing and weight averaging, gives the best single model (recipe `best`). Affine
-    # distortions only: adding Simard's elastic field left the network underfitting (99.41%).
+    # the data reach 99% (recipe `fast`); a deeper network (two convolutions per block) trained
+    # longer on distorted digits, with label smoothing and weight averaging, gives the best single
+    # model (recipe `best`). With the same schedule the wider one-convolution network `bn-cnn-wide`
+    # averaged 99.67% over 5 seeds, `bn-cnn-deep` 99.73% over 3. Affine distortions only:
+    # adding Simard's elastic field left the network underfitting (99.41%).
     Recipe(name="fast", source="lenet: least training to 99% test accuracy (BatchNorm CNN, one-cycle SGD)",
            model="bn-cnn", optimizer="nesterov", learning_rate=0.2, lr_schedule="one-cycle",
            lr_warmup_fraction=0.2, batch_size=256, total_steps=428, weight_decay=5e-4,
            log_every_steps=50, eval_every_steps=428, checkpoint_every_steps=428),
-    Recipe(name="best", source="lenet: highest accuracy of one model (wide BatchNorm CNN, distortions, EMA)",
-           model="bn-cnn-wide", optimizer="nesterov", learning_rate=0.1, lr_schedule="one-cycle",
+    Recipe(name="best", source="lenet: highest accuracy of one model (deep BatchNorm CNN, distortions, EMA)",
+           model="bn-cnn-deep", optimizer="nesterov", learning_rate=0.1, lr_schedule="one-cycle",
            lr_warmup_fraction=0.15, batch_size=128, total_steps=6_440, weight_decay=5e-4,
            label_smoothing=0.1, augment="affine", ema_decay=0.999,
            log_every_steps=100, eval_every_steps=1_000, checkpoint_every_steps=1_000),
