@@ -9,7 +9,7 @@ the model exported to ONNX and run by onnxruntime (`lenet export --format onnx`,
 predict`/`lenet serve`/`lenet eval` on the .onnx file): the same images and batches, logits out.
 
 Usage: LENET_DATA_DIR=... python benchmarks/throughput.py [--steps 300] [--device cpu|cuda]
-       [--recipe tutorial-cnn] [--precision fp32|bf16] [--compile] [--no-channels-last] [--no-onnx]
+       [--recipe tutorial-cnn] [--model NAME] [--precision fp32|bf16] [--compile] [--no-channels-last] [--no-onnx]
 """
 
 from __future__ import annotations
@@ -64,10 +64,12 @@ def onnx_inference_rate(onnx_path: str, images: torch.Tensor, batch_size: int) -
 
 
 def measure(recipe_name: str, steps: int, device: str, infer_batch: int, execution: Execution,
-            onnx: bool = True) -> dict:
+            onnx: bool = True, model_name: str | None = None) -> dict:
     data = load_mnist()
     recipe = override(get_recipe(recipe_name), total_steps=steps, log_every_steps=max(steps // 10, 1),
                       eval_every_steps=steps, checkpoint_every_steps=steps)
+    if model_name:
+        recipe = override(recipe, model=model_name)
     rates = []
     with tempfile.TemporaryDirectory() as model_dir:
         start = time.perf_counter()
@@ -80,7 +82,7 @@ def measure(recipe_name: str, steps: int, device: str, infer_batch: int, executi
             onnx_path = str(export_model(model_dir, "onnx", f"{model_dir}/model.onnx"))
             onnx_rate = round(onnx_inference_rate(onnx_path, data.test_images, infer_batch))
     steady = rates[2:] or rates
-    return {"implementation": "lenet", "recipe": recipe_name, "steps": steps, "batch_size": recipe.batch_size,
+    return {"implementation": "lenet", "recipe": recipe_name, "model": recipe.model, "steps": steps, "batch_size": recipe.batch_size,
             "device": device, "precision": execution.precision, "channels_last": execution.channels_last,
             "compile": execution.compile,
             "train_images_per_s": round(sum(steady) / len(steady)),
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--recipe", default="tutorial-cnn")
+    parser.add_argument("--model", help="override the recipe's network (see `lenet models`)")
     parser.add_argument("--infer-batch", type=int, default=1000)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true")
@@ -105,7 +108,8 @@ def main() -> None:
                         help="on the CPU, also time inference through the ONNX export (fp32 whatever --precision)")
     args = parser.parse_args()
     execution = Execution(args.precision, args.channels_last, args.compile)
-    print(json.dumps(measure(args.recipe, args.steps, args.device, args.infer_batch, execution, args.onnx)))
+    print(json.dumps(measure(args.recipe, args.steps, args.device, args.infer_batch, execution, args.onnx,
+                             args.model)))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ def test_speedrun_reports_each_seed_and_the_mean(mnist, tmp_path):
 
 
 def test_throughput_measures_training_and_inference(mnist):
-    result = _run("throughput.py", "--recipe", "fast", "--steps", "10")
-    assert result["train_images_per_s"] > 0 and result["infer_images_per_s"] > 0
+    result = _run("throughput.py", "--recipe", "fast", "--model", "mlp", "--steps", "10")
+    assert result["model"] == "mlp" and result["train_images_per_s"] > 0 and result["infer_images_per_s"] > 0
     assert result["infer_onnx_images_per_s"] > 0  # the same weights exported and run by onnxruntime
     assert result["precision"] == "fp32" and result["channels_last"] is True and result["cpu"]
 
