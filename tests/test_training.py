@@ -8,8 +8,9 @@ from torch import nn
 from lenet.checkpoint import list_checkpoints, read_checkpoint
 from lenet.errors import LenetError
 from lenet.recipes import get_recipe, override
-from lenet.training import (Execution, TrainingDiverged, WeightAverage, decayed_learning_rate, ema_decay_at,
-                            l2_penalty, one_cycle_learning_rate, resolve_recipe, train)
+from lenet.models import build_model, l2_weights
+from lenet.training import (Execution, TrainingDiverged, WeightAverage, add_l2_gradient, decayed_learning_rate,
+                            ema_decay_at, l2_penalty, one_cycle_learning_rate, resolve_recipe, train)
 
 
 def test_exponential_decay_matches_hand_computed_values():
@@ -37,6 +38,22 @@ def test_ema_decay_warms_up_like_tensorflow():
 def test_l2_penalty_is_rate_times_half_the_sum_of_squares():
     weights = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]
     assert math.isclose(l2_penalty(weights, 0.1).item(), 0.1 * (1 + 4 + 9) / 2, rel_tol=1e-6)
+
+
+def test_l2_gradient_added_after_backward_equals_the_penalty_in_the_loss():
+    torch.manual_seed(0)
+    model, inputs = build_model("tutorial-cnn").eval(), torch.rand(4, 1, 28, 28)
+    (model(inputs).sum() + l2_penalty(l2_weights(model), 0.5)).backward()
+    in_loss = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    model(inputs).sum().backward()
+    without = [p.grad.clone() for p in model.parameters()]
+    add_l2_gradient(l2_weights(model), 0.5)
+    added = [p.grad for p in model.parameters()]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(in_loss, added))
+    # and it did add something, to the fully connected weights only
+    changed = [not torch.equal(a, b) for a, b in zip(without, added)]
+    assert changed == [p is model.fc1.weight or p is model.fc2.weight for p in model.parameters()]
 
 
 def test_weight_average_follows_the_shadow_formula():

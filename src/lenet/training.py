@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -82,6 +83,16 @@ def l2_penalty(weights: list[torch.Tensor], rate: float) -> torch.Tensor:
     return rate * sum(w.pow(2).sum() for w in weights) / 2
 
 
+@torch.no_grad()
+def add_l2_gradient(weights: list[torch.Tensor], rate: float) -> None:
+    """Add the gradient of l2_penalty(WEIGHTS, RATE), rate * w, to each weight's .grad.
+
+    The same update as putting the penalty in the loss, in one fused pass over the weights instead
+    of squaring, summing and back-propagating through them (about 4% of a tutorial-cnn step on the CPU).
+    """
+    torch._foreach_add_([w.grad for w in weights], weights, alpha=rate)
+
+
 class WeightAverage:
     """A copy of the network whose parameters are the exponential moving average of the trained ones.
 
@@ -139,12 +150,13 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch
         logits = model(inputs)
     cross_entropy = F.cross_entropy(logits.float(), labels, reduction=recipe.loss_reduction,
                                     label_smoothing=recipe.label_smoothing)
-    loss = cross_entropy + l2_penalty(regularized, recipe.l2_rate) if recipe.l2_rate > 0 else cross_entropy
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    cross_entropy.backward()
+    if recipe.l2_rate > 0:
+        add_l2_gradient(regularized, recipe.l2_rate)
     optimizer.step()
     correct = (logits.argmax(1) == labels).sum()
-    return torch.stack([loss.detach(), cross_entropy.detach(), correct.to(loss.dtype)])
+    return torch.stack([cross_entropy.detach(), correct.to(cross_entropy.dtype)])
 
 
 @torch.no_grad()
@@ -307,8 +319,8 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
                   if execution.compile else model)
     batches = BatchOrder(len(data.train_labels), recipe.batch_size, recipe.seed, device)
     regularized = l2_weights(model)
-    # Per-step [loss, cross-entropy, correct] stay on the device until the next log line reads them.
-    step_stats = torch.zeros(recipe.log_every_steps, 3, device=device)
+    # Per-step [cross-entropy, correct] stay on the device until the next log line reads them.
+    step_stats = torch.zeros(recipe.log_every_steps, 2, device=device)
     pending_from = start_step
     clock = time.perf_counter()
 
@@ -316,21 +328,24 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         """Read the stats of steps [pending_from, step) from the device (the sync point), check them."""
         nonlocal pending_from, clock
         rows = step_stats[:step - pending_from].cpu()
+        # The L2 penalty is not in the step's graph (add_l2_gradient adds its gradient): it is
+        # computed here, of the weights after the logged step's update.
+        l2_loss = l2_penalty(regularized, recipe.l2_rate).item() if recipe.l2_rate > 0 else 0.0
         finite = torch.isfinite(rows[:, 0])
-        if not bool(finite.all()):
-            bad_step = pending_from + int((~finite).nonzero()[0]) + 1
+        if not bool(finite.all()) or not math.isfinite(l2_loss):
+            bad_row = int((~finite).nonzero()[0]) if not bool(finite.all()) else len(rows) - 1
             saved = list_checkpoints(model_dir)
             raise TrainingDiverged(
-                f"loss became {rows[int((~finite).nonzero()[0]), 0].item()} at step {bad_step} "
+                f"loss became {rows[bad_row, 0].item() + l2_loss} at step {pending_from + bad_row + 1} "
                 f"(learning rate {lr:g}); stopped, newest checkpoint kept: "
                 f"{'step ' + str(saved[-1]) if saved else 'none'}. Lower --learning-rate (seed 001's literal "
                 f"gradient descent at 0.5 on a summed loss diverges this way)")
         now = time.perf_counter()
         images_per_s = (step - pending_from) * recipe.batch_size / max(now - clock, 1e-9)
         pending_from, clock = step, now
-        loss, cross_entropy, correct = rows[-1].tolist()
-        return {"kind": "log", "step": step, "total_loss": loss, "cross_entropy": cross_entropy,
-                "l2_loss": loss - cross_entropy, "batch_accuracy": correct / recipe.batch_size,
+        cross_entropy, correct = rows[-1].tolist()
+        return {"kind": "log", "step": step, "total_loss": cross_entropy + l2_loss, "cross_entropy": cross_entropy,
+                "l2_loss": l2_loss, "batch_accuracy": correct / recipe.batch_size,
                 "learning_rate": lr, "images_per_s": images_per_s, "gradient_mean_abs": gradient_mean_abs(model)}
 
     def validate(step: int) -> float:
