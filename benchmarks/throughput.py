@@ -31,6 +31,17 @@ from lenet.training import Execution, synchronize, train
 from machine import describe
 
 
+def images_per_second(run_batch, batches: list, images: int, finish=lambda: None) -> float:
+    """IMAGES / the seconds RUN_BATCH takes over BATCHES, after one warm-up batch; FINISH waits for the device."""
+    run_batch(batches[0])  # warm-up (and compilation)
+    finish()
+    start = time.perf_counter()
+    for batch in batches:
+        run_batch(batch)
+    finish()
+    return images / (time.perf_counter() - start)
+
+
 @torch.no_grad()
 def inference_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int, execution: Execution) -> float:
     """Images/s of MODEL over uint8 IMAGES already on its device, logits left on the device."""
@@ -40,27 +51,17 @@ def inference_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int
     batches = [to_float(images[i:i + batch_size]).contiguous(memory_format=layout)
                for i in range(0, len(images), batch_size)]
 
-    def run_all() -> None:
+    def run_batch(batch: torch.Tensor) -> None:
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=execution.precision == "bf16"):
-            for batch in batches:
-                forward(batch)
-        synchronize(images.device)
+            forward(batch)
 
-    forward(batches[0])  # warm-up (and compilation)
-    start = time.perf_counter()
-    run_all()
-    return len(images) / (time.perf_counter() - start)
+    return images_per_second(run_batch, batches, len(images), finish=lambda: synchronize(images.device))
 
 
 def onnx_inference_rate(onnx_path: str, images: torch.Tensor, batch_size: int) -> float:
     """Images/s of lenet's onnxruntime predictor for an exported .onnx file over uint8 IMAGES (CPU)."""
-    logits = OnnxPredictor(onnx_path).logits
     batches = [to_float(images[i:i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
-    logits(batches[0])  # warm-up
-    start = time.perf_counter()
-    for batch in batches:
-        logits(batch)
-    return len(images) / (time.perf_counter() - start)
+    return images_per_second(OnnxPredictor(onnx_path).logits, batches, len(images))
 
 
 def measure(recipe_name: str, steps: int, device: str, infer_batch: int, execution: Execution,
@@ -82,7 +83,8 @@ def measure(recipe_name: str, steps: int, device: str, infer_batch: int, executi
             onnx_path = str(export_model(model_dir, "onnx", f"{model_dir}/model.onnx"))
             onnx_rate = round(onnx_inference_rate(onnx_path, data.test_images, infer_batch))
     steady = rates[2:] or rates
-    return {"implementation": "lenet", "recipe": recipe_name, "model": recipe.model, "steps": steps, "batch_size": recipe.batch_size,
+    return {"implementation": "lenet", "recipe": recipe_name, "model": recipe.model, "steps": steps,
+            "batch_size": recipe.batch_size,
             "device": device, "precision": execution.precision, "channels_last": execution.channels_last,
             "compile": execution.compile,
             "train_images_per_s": round(sum(steady) / len(steady)),
