@@ -38,6 +38,32 @@ def test_predict_accepts_an_onnx_file_in_place_of_a_model_directory(mnist_model_
     assert np.allclose(from_onnx["probabilities"], from_dir["probabilities"], atol=1e-5)
 
 
+def test_torch_export_round_trip_uses_the_moving_average_weights(synthetic_model_dir, synthetic, tmp_path, capsys):
+    path = tmp_path / "mlp.pt2"
+    assert main(["export", "--model-dir", str(synthetic_model_dir), "--format", "pt2", "-o", str(path)]) == 0
+    extra = {"lenet.json": ""}
+    loaded = torch.export.load(str(path), extra_files=extra).module()
+    metadata = json.loads(extra["lenet.json"])
+    assert metadata["lenet.evaluation_weights"] == "moving_average" and metadata["lenet.model"] == "mlp"
+    model, _ = load_model(synthetic_model_dir)
+    images = synthetic.test_images.float().div(255).unsqueeze(1)
+    with torch.no_grad():
+        assert torch.allclose(loaded(images), model(images), atol=1e-6)
+        assert loaded(images[:1]).shape == (1, 10)  # the batch dimension is free, down to one image
+
+
+def test_a_convolutional_network_exports_with_a_free_batch_dimension(mnist_model_dir, tmp_path):
+    path = export_model(mnist_model_dir[0], "pt2", tmp_path / "cnn.pt2")
+    loaded = torch.export.load(str(path)).module()
+    model, _ = load_model(mnist_model_dir[0])
+    images = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(loaded(images), model(images), atol=1e-5)
+        assert torch.allclose(loaded(images[:1]), model(images[:1]), atol=1e-5)
+
+
+# PyTorch 2.13 deprecates torch.jit.save/load; lenet still offers the format (prefer onnx or pt2).
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torchscript_round_trip_uses_the_moving_average_weights(synthetic_model_dir, synthetic, tmp_path):
     path = export_model(synthetic_model_dir, "torchscript", tmp_path / "mlp.pt")
     extra = {"lenet.json": ""}

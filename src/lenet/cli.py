@@ -14,7 +14,7 @@ from . import __version__
 from .data import load_mnist
 from .errors import LenetError
 from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
-from .export import export_model, is_onnx_file
+from .export import FORMATS as EXPORT_FORMATS, export_model, is_onnx_file
 from .models import build_model, list_models
 from .predict import load_predictor, predict_files
 from .recipes import RECIPES, Recipe
@@ -365,9 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.set_defaults(run=cmd_predict)
 
-    p = commands.add_parser("export", help="export the evaluation weights to ONNX or TorchScript")
+    p = commands.add_parser("export", help="export the evaluation weights to ONNX, torch.export (.pt2) or TorchScript")
     p.add_argument("--model-dir", required=True)
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
+                   help="onnx (onnxruntime; what predict/serve/eval take), pt2 (torch.export.load), "
+                        "torchscript (deprecated by PyTorch)")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.set_defaults(run=cmd_export)
 

@@ -1,6 +1,6 @@
-"""Export a model directory's evaluation weights to ONNX or TorchScript, and run an ONNX file.
+"""Export a model directory's evaluation weights to ONNX, torch.export or TorchScript; run an ONNX file.
 
-Both formats take float32 images (N, 1, 28, 28) with a dynamic batch dimension and return logits
+Every format takes float32 images (N, 1, 28, 28) with a dynamic batch dimension and returns logits
 (N, 10); what the input must look like is written into the file's metadata (INPUT_FORMAT).
 """
 
@@ -19,7 +19,7 @@ from torch import nn
 from .checkpoint import load_model
 from .errors import LenetError
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "pt2", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 INPUT_FORMAT = ("images: float32 (N, 1, 28, 28), white ink on black, pixel / 255 in [0, 1], the digit "
                 "normalized as MNIST (longer side 20 px, centred by centre of mass in 28x28; "
@@ -34,7 +34,7 @@ def is_onnx_file(source: str | Path) -> bool:
 
 
 def export_metadata(metadata: dict) -> dict[str, str]:
-    """String key/values describing the exported network (stored in the ONNX/TorchScript file)."""
+    """String key/values describing the exported network (stored in the exported file)."""
     recipe = metadata["recipe"]
     return {
         "lenet.model": recipe["model"],
@@ -50,7 +50,8 @@ def export_metadata(metadata: dict) -> dict[str, str]:
 def _write_atomically(path: Path, write) -> Path:
     """Call WRITE(temporary path) beside PATH, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # The suffix is kept: torch.export warns about an archive whose name does not end in .pt2.
+    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         write(temporary)
         os.replace(temporary, path)
@@ -81,6 +82,20 @@ def export_onnx(model: nn.Module, metadata: dict, path: Path) -> Path:
     return _write_atomically(path, write)
 
 
+def export_program(model: nn.Module, metadata: dict, path: Path) -> Path:
+    """A torch.export ExportedProgram (.pt2), PyTorch's successor to TorchScript: load it with
+    torch.export.load(path).module(); the metadata is the extra file lenet.json."""
+    def write(temporary: Path) -> None:
+        batch = torch.export.Dim("batch", min=1)
+        # Contiguous weights: the archive's writer mishandles channels-last ones (a warning, and views).
+        plain = model.cpu().eval().to(memory_format=torch.contiguous_format)
+        program = torch.export.export(plain, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+        torch.export.save(program, str(temporary),
+                          extra_files={"lenet.json": json.dumps(export_metadata(metadata), sort_keys=True)})
+
+    return _write_atomically(path, write)
+
+
 def export_torchscript(model: nn.Module, metadata: dict, path: Path) -> Path:
     def write(temporary: Path) -> None:
         with warnings.catch_warnings():
@@ -97,7 +112,7 @@ def export_model(model_dir: str | Path, fmt: str, path: str | Path) -> Path:
     if fmt not in FORMATS:
         raise LenetError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     model, metadata = load_model(model_dir)
-    exporter = export_onnx if fmt == "onnx" else export_torchscript
+    exporter = {"onnx": export_onnx, "pt2": export_program, "torchscript": export_torchscript}[fmt]
     return exporter(model, metadata, Path(path))
 
 
