@@ -331,9 +331,11 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         # The L2 penalty is not in the step's graph (add_l2_gradient adds its gradient): it is
         # computed here, of the weights after the logged step's update.
         l2_loss = l2_penalty(regularized, recipe.l2_rate).item() if recipe.l2_rate > 0 else 0.0
-        finite = torch.isfinite(rows[:, 0])
-        if not bool(finite.all()) or not math.isfinite(l2_loss):
-            bad_row = int((~finite).nonzero()[0]) if not bool(finite.all()) else len(rows) - 1
+        bad_rows = (~torch.isfinite(rows[:, 0])).nonzero().flatten().tolist()
+        if not math.isfinite(l2_loss):
+            bad_rows.append(len(rows) - 1)  # the weights of the last step
+        if bad_rows:
+            bad_row = bad_rows[0]
             saved = list_checkpoints(model_dir)
             raise TrainingDiverged(
                 f"loss became {rows[bad_row, 0].item() + l2_loss} at step {pending_from + bad_row + 1} "
