@@ -138,30 +138,27 @@ class BatchNormCNN(nn.Module):
     def __init__(self, width: int = 32, convs_per_block: int = 1):
         super().__init__()
         # Flat names (conv1, bn1, ..., pool1, ...), as in the other networks' summaries, plots and
-        # checkpoints; self.stages holds the same modules in the order forward applies them.
-        self.stages: list[tuple[Conv2d, nn.BatchNorm2d, MaxPool2d | None]] = []
-        in_channels = 1
+        # checkpoints; forward finds the layers by these names.
+        self.convs_per_block = convs_per_block
+        in_channels, n = 1, 0
         for block, out_channels in enumerate((width, 2 * width, 4 * width), start=1):
-            for i in range(1, convs_per_block + 1):
-                n = len(self.stages) + 1
+            for _ in range(convs_per_block):
+                n += 1
                 # No convolution biases: each BatchNorm's shift does their job.
-                conv = Conv2d(in_channels, out_channels, 3, bias=False)
-                norm = nn.BatchNorm2d(out_channels)
-                pool = MaxPool2d(2, 2, "VALID") if i == convs_per_block else None
-                self.add_module(f"conv{n}", conv)
-                self.add_module(f"bn{n}", norm)
-                if pool is not None:
-                    self.add_module(f"pool{block}", pool)
-                self.stages.append((conv, norm, pool))
+                self.add_module(f"conv{n}", Conv2d(in_channels, out_channels, 3, bias=False))
+                self.add_module(f"bn{n}", nn.BatchNorm2d(out_channels))
                 in_channels = out_channels
+            self.add_module(f"pool{block}", MaxPool2d(2, 2, "VALID"))
         self.fc = nn.Linear(in_channels * 3 * 3, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, 1, 28, 28) -> (B, w, 14, 14) -> (B, 2w, 7, 7) -> (B, 4w, 3, 3) at the three pools.
-        for conv, norm, pool in self.stages:
-            x = norm(conv(x))
-            # ReLU after the pool: the same result as before it (see ConvNet), a quarter of the work.
-            x = F.relu(pool(x) if pool is not None else x)
+        for n in range(1, 3 * self.convs_per_block + 1):
+            x = getattr(self, f"bn{n}")(getattr(self, f"conv{n}")(x))
+            if n % self.convs_per_block == 0:
+                # ReLU after the pool: the same result as before it (see ConvNet), a quarter of the work.
+                x = getattr(self, f"pool{n // self.convs_per_block}")(x)
+            x = F.relu(x)
         x = torch.flatten(x, 1)                    # (B, 36w)
         return self.fc(x)                          # (B, 10)
 
