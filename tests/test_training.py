@@ -1,4 +1,5 @@
 import math
+import os
 import time
 
 import pytest
@@ -9,8 +10,9 @@ from lenet.checkpoint import list_checkpoints, read_checkpoint
 from lenet.errors import LenetError
 from lenet.recipes import get_recipe, override
 from lenet.models import build_model, l2_weights
-from lenet.training import (Execution, TrainingDiverged, WeightAverage, add_l2_gradient, decayed_learning_rate,
-                            ema_decay_at, l2_penalty, one_cycle_learning_rate, resolve_recipe, train)
+from lenet.training import (CUBLAS_DETERMINISTIC_WORKSPACE, Execution, TrainingDiverged, WeightAverage,
+                            add_l2_gradient, decayed_learning_rate, ema_decay_at, enter_deterministic_mode,
+                            l2_penalty, leave_deterministic_mode, one_cycle_learning_rate, resolve_recipe, train)
 
 
 def test_exponential_decay_matches_hand_computed_values():
@@ -127,6 +129,41 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(tmp_path, s
     assert kept and kept[-1] < bad_step
     _, weights, _ = read_checkpoint(tmp_path)
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_deterministic_mode_is_put_back_when_training_fails_before_its_first_step(tmp_path, synthetic, monkeypatch):
+    import lenet.training as training
+    from torch._inductor import config as inductor_config
+
+    def failing_warm_up(*args, **kwargs):
+        raise RuntimeError("compilation failed")
+
+    monkeypatch.setattr(training, "_compile_warm_up", failing_warm_up)
+    with pytest.raises(RuntimeError, match="compilation failed"):
+        train(_fast("mlp-ema", total_steps=5), tmp_path, synthetic, tensorboard=False,
+              execution=Execution(compile=True, deterministic=True))
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert not inductor_config.fallback_random
+
+
+def test_deterministic_mode_on_cuda_fixes_cublas_workspace_unless_set(monkeypatch):
+    # Without CUBLAS_WORKSPACE_CONFIG, PyTorch refuses CUDA matrix products in deterministic mode.
+    # Only the environment and the switches are involved, so this runs without a GPU.
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    enter_deterministic_mode(torch.device("cpu"), compiled=False)
+    leave_deterministic_mode(False, compiled=False)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # a CPU run leaves the environment alone
+    enter_deterministic_mode(torch.device("cuda"), compiled=False)
+    try:
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_DETERMINISTIC_WORKSPACE
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        leave_deterministic_mode(False, compiled=False)
+    assert not torch.are_deterministic_algorithms_enabled()
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own choice is kept
+    enter_deterministic_mode(torch.device("cuda"), compiled=False)
+    leave_deterministic_mode(False, compiled=False)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
 
 
 def test_resume_refuses_a_changed_recipe_but_may_extend_steps(tmp_path, synthetic):

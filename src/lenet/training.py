@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -145,7 +146,7 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
                labels: torch.Tensor, regularized: list[torch.Tensor], recipe: Recipe,
                bf16: bool = False) -> torch.Tensor:
-    """One forward/backward/update on float INPUTS; returns [total loss, cross-entropy, correct] on the device."""
+    """One forward/backward/update on float INPUTS; returns [cross-entropy, correct] on the device."""
     with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(inputs)
     cross_entropy = F.cross_entropy(logits.float(), labels, reduction=recipe.loss_reduction,
@@ -266,6 +267,30 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+# cuBLAS gives reproducible matrix products only with a fixed workspace; with deterministic
+# algorithms on, PyTorch refuses CUDA matmuls unless this is set before cuBLAS's first use.
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
+
+
+def enter_deterministic_mode(device: torch.device, compiled: bool) -> None:
+    """Process-wide switches for bitwise-reproducible training on DEVICE (see leave_deterministic_mode)."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    if compiled:  # compiled dropout otherwise draws its masks from its own generator
+        from torch._inductor import config as inductor_config  # imported here: it takes seconds
+        inductor_config.fallback_random = True
+
+
+def leave_deterministic_mode(was_deterministic: bool, compiled: bool) -> None:
+    """Put back what enter_deterministic_mode changed (the cuBLAS setting stays: cuBLAS reads it once)."""
+    torch.use_deterministic_algorithms(was_deterministic)
+    if compiled:
+        from torch._inductor import config as inductor_config
+        inductor_config.fallback_random = False
+
+
 def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu",
           report: Report | None = None, stop_requested: Callable[[], bool] | None = None,
           tensorboard: bool = True, histogram_every_steps: int = 1000,
@@ -286,13 +311,6 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
     write_json(recipe_path, recipe.to_dict())
     device = resolve_device(device)
 
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if execution.deterministic:  # process-wide switches, put back when training returns
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-        if execution.compile:  # compiled dropout otherwise draws its masks from its own generator
-            from torch._inductor import config as inductor_config
-            inductor_config.fallback_random = True
     torch.manual_seed(recipe.seed)
     layout = torch.channels_last if execution.channels_last else torch.contiguous_format
     model = build_model(recipe.model).to(device, memory_format=layout)
@@ -374,21 +392,24 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         report({"kind": "checkpoint", "step": step, "path": str(path)})
 
     events = TrainingEvents(model_dir, start_step) if tensorboard else None
-    if events and start_step == 0:
-        events.graph(model, data.train_images[:1])
     lr = recipe.learning_rate
     done = start_step
     model.train()
-    compile_seconds = 0.0
-    if execution.compile:
-        compile_seconds = _compile_warm_up(step_model, optimizer, to_float(data.train_images[:recipe.batch_size])
-                                           .contiguous(memory_format=layout), execution.precision == "bf16",
-                                           report, start_step)
-    # Training time excludes compilation and everything that is not a step: validation, the test,
-    # checkpoints and histograms (timed apart, after waiting for the device, as aside_seconds).
-    clock = loop_started = time.perf_counter()
-    aside_seconds = 0.0
+    compile_seconds = aside_seconds = 0.0
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    if execution.deterministic:  # process-wide switches, put back when training returns
+        enter_deterministic_mode(device, execution.compile)
     try:
+        if events and start_step == 0:
+            events.graph(model, data.train_images[:1])
+        if execution.compile:
+            compile_seconds = _compile_warm_up(step_model, optimizer,
+                                               to_float(data.train_images[:recipe.batch_size])
+                                               .contiguous(memory_format=layout), execution.precision == "bf16",
+                                               report, start_step)
+        # Training time excludes compilation and everything that is not a step: validation, the test,
+        # checkpoints and histograms (timed apart, after waiting for the device, as aside_seconds).
+        clock = loop_started = time.perf_counter()
         for step in range(start_step, recipe.total_steps):
             lr = learning_rate_at(recipe, step)
             for group in optimizer.param_groups:
@@ -437,8 +458,6 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
         if events:
             events.close()
         if execution.deterministic:
-            torch.use_deterministic_algorithms(was_deterministic)
-            if execution.compile:
-                inductor_config.fallback_random = False
+            leave_deterministic_mode(was_deterministic, execution.compile)
     train_seconds = time.perf_counter() - loop_started - aside_seconds
     return {"step": done, **metrics, "train_seconds": train_seconds, "compile_seconds": compile_seconds}
