@@ -90,3 +90,21 @@ def test_plot_of_a_missing_image_is_a_one_line_error(mnist_model_dir, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("lenet: error:") and str(missing) in err
     assert not list(tmp_path.glob("*.png"))  # checked before anything is drawn
+
+
+def test_bad_paths_and_ports_are_one_line_errors(synthetic_model_dir, tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    target = a_file / "model.onnx"
+    assert main(["export", "--model-dir", str(synthetic_model_dir), "--format", "onnx", "-o", str(target)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lenet: error: cannot write") and str(target) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no temporary file left behind
+    assert main(["predict", "--model", str(a_file), "examples/seven.png"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a model directory" in err and str(a_file) in err
+    assert main(["serve", "--model-dir", str(synthetic_model_dir), "--port", "70000"]) == 1
+    assert "--port must be between 0 and 65535" in capsys.readouterr().err
+    assert main(["plot", "--model-dir", str(synthetic_model_dir), "--out", str(a_file / "plots")]) == 1
+    err = capsys.readouterr().err.strip()  # any OSError is one line naming the file, not a traceback
+    assert len(err.splitlines()) == 1 and err.startswith("lenet: error:") and str(a_file) in err

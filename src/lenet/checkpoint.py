@@ -94,6 +94,8 @@ def read_checkpoint(model_dir: str | Path, step: int | None = None
                     ) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(metadata, evaluation weights, state tensors) of checkpoint STEP, the newest by default."""
     model_dir = Path(model_dir)
+    if model_dir.is_file():
+        raise LenetError(f"{model_dir}: a file, not a model directory (exported models end in .onnx)")
     steps = list_checkpoints(model_dir)
     if not steps:
         raise LenetError(f"{model_dir}: no checkpoint found (train one with `lenet train --model-dir {model_dir}`)")

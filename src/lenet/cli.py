@@ -248,6 +248,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for name in ("max_body_bytes", "max_image_pixels", "max_batch"):
         if getattr(limits, name) < 1:
             raise LenetError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.port <= 65535:
+        raise LenetError(f"--port must be between 0 and 65535, got {args.port}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"lenet: warning: serving on {args.host}, reachable from other machines", file=sys.stderr)
     serve(args.model_dir, args.host, args.port, limits, resolve_device(args.device))
@@ -415,11 +417,15 @@ def main(argv: list[str] | None = None) -> int:
     except LenetError as error:
         print(f"lenet: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return 0
+    except OSError as error:  # a directory that cannot be made, a file that cannot be written, ...
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"lenet: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lenet: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

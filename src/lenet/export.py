@@ -49,14 +49,19 @@ def export_metadata(metadata: dict) -> dict[str, str]:
 
 def _write_atomically(path: Path, write) -> Path:
     """Call WRITE(temporary path) beside PATH, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     # The suffix is kept: torch.export warns about an archive whose name does not end in .pt2.
     temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        # Name the file that failed when it is not ours (a parent that is a file, say).
+        culprit = f"{error.filename}: " if error.filename and Path(error.filename) != temporary else ""
+        raise LenetError(f"cannot write {path}: {culprit}{error.strerror or error}") from error
     finally:
-        temporary.unlink(missing_ok=True)
+        if temporary.exists():
+            temporary.unlink()
     return path
 
 
