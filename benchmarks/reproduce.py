@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -37,10 +38,16 @@ def main() -> None:
             recipe = override(recipe, total_steps=args.steps)
         model_dir = Path(args.out_dir) / name
         validation = {}
+
+        def record(event: dict, recipe=recipe, validation=validation) -> None:
+            """Keep the validation curve, and show it on stderr: full schedules run for up to an hour."""
+            if event["kind"] == "validation":
+                validation[event["step"]] = event["accuracy"]
+                print(f"{recipe.name}: step {event['step']}/{recipe.total_steps}, validation accuracy "
+                      f"{event['accuracy']:.4f}", file=sys.stderr, flush=True)
+
         start = time.perf_counter()
-        result = train(recipe, model_dir, data, args.device, execution=execution,
-                       report=lambda e: validation.__setitem__(e["step"], e["accuracy"])
-                       if e["kind"] == "validation" else None)
+        result = train(recipe, model_dir, data, args.device, execution=execution, report=record)
         print(json.dumps({"recipe": name, "steps": result["step"], "full_schedule": not args.steps,
                           "test_accuracy": result["test_accuracy"],
                           "validation_accuracy": result["validation_accuracy"],

@@ -25,6 +25,20 @@ def test_speedrun_reports_each_seed_and_the_mean(mnist, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed-0", "seed-1"]
 
 
+def test_reproduce_reports_each_recipe_with_its_validation_curve(mnist, tmp_path):
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / "reproduce.py"), "--recipes", "mlp-ema,cnn-adam",
+                                "--steps", "20", "--out-dir", str(tmp_path)],
+                               capture_output=True, text=True, timeout=300, check=True)
+    results = [json.loads(line) for line in completed.stdout.strip().splitlines()]
+    assert [r["recipe"] for r in results] == ["mlp-ema", "cnn-adam"]
+    assert all(r["steps"] == 20 and r["full_schedule"] is False for r in results)
+    # cnn-adam validates every 100 steps, so a 20-step run validates once, at its end.
+    assert all(list(r["validation_curve"]) == ["20"] for r in results)
+    assert results[0]["validation_curve"]["20"] == results[0]["validation_accuracy"]
+    assert "mlp-ema: step 20/20, validation accuracy" in completed.stderr  # progress of long runs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn-adam", "mlp-ema"]
+
+
 def test_throughput_measures_training_and_inference(mnist):
     result = _run("throughput.py", "--recipe", "fast", "--model", "mlp", "--steps", "10")
     assert result["model"] == "mlp" and result["train_images_per_s"] > 0 and result["infer_images_per_s"] > 0
