@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .checkpoint import list_checkpoints
 from .data import load_mnist
 from .errors import LenetError
 from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
@@ -122,7 +123,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, request_stop)
-    progress = _Progress(recipe.total_steps, 0)
+    resumed_from = (list_checkpoints(args.model_dir) or [0])[-1]  # the bar starts where training does
+    progress = _Progress(recipe.total_steps, resumed_from)
     try:
         result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted),
                        args.tensorboard, args.histogram_every,
