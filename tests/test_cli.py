@@ -108,3 +108,21 @@ def test_bad_paths_and_ports_are_one_line_errors(synthetic_model_dir, tmp_path, 
     assert main(["plot", "--model-dir", str(synthetic_model_dir), "--out", str(a_file / "plots")]) == 1
     err = capsys.readouterr().err.strip()  # any OSError is one line naming the file, not a traceback
     assert len(err.splitlines()) == 1 and err.startswith("lenet: error:") and str(a_file) in err
+
+
+def test_commands_and_options_named_in_help_texts_and_readme_exist():
+    import re
+    from pathlib import Path
+
+    from lenet.cli import build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices
+    sources = [Path("README.md"), *Path("src/lenet").glob("*.py")]
+    # `lenet COMMAND ...` in backticks, and the README's indented command lines (before any # comment).
+    mentions = [(source.name, command, rest) for source in sources
+                for command, rest in re.findall(r"`lenet ([a-z-]+)([^`]*)`", source.read_text())]
+    mentions += [("README.md", command, rest.split("#")[0]) for command, rest in
+                 re.findall(r"(?m)^ {4}(?:\S*/)?lenet ([a-z-]+)(.*)$", Path("README.md").read_text())]
+    named = [(source, command, re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest)) for source, command, rest in mentions]
+    unknown = [(source, command, option) for source, command, options in named for option in [None, *options]
+               if command not in commands or option and option not in commands[command]._option_string_actions]
+    assert len(named) > 40 and not unknown, unknown

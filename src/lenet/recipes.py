@@ -23,7 +23,7 @@ class Recipe:
     """A complete, frozen description of one training run."""
     name: str = _help("recipe name")
     source: str = _help("the tutorial this recipe reproduces")
-    model: str = _help("registered network name (see `lenet summary --list`)")
+    model: str = _help("registered network name (see `lenet models`)")
     optimizer: str = _help(f"one of {', '.join(OPTIMIZERS)}")
     learning_rate: float = _help("base learning rate")
     momentum: float = _help("momentum coefficient (optimizers 'momentum' and 'nesterov')", default=0.9)
