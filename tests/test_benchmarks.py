@@ -1,9 +1,13 @@
 """The benchmark scripts run end to end (a few steps each) and print the JSON they promise."""
 
 import json
+import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -88,3 +92,22 @@ def test_compare_cpu_puts_lenet_beside_the_pytorch_baseline(mnist, tmp_path):
     assert ratio["train"] == round(ours["train_images_per_s"] / theirs["train_images_per_s"], 2)
     assert ratio["infer_onnx"] == round(ours["infer_onnx_images_per_s"] / theirs["infer_images_per_s"], 2)
     assert "make bench-setup" in result["notes"][0]  # no TensorFlow here: said, not silently dropped
+
+
+def test_benchmark_options_named_in_the_readme_exist(capsys, monkeypatch):
+    # The README's commands are how the GPU figures get measured: a wrong option costs a lent GPU's time.
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    named: dict[str, set[str]] = {}
+    for script, rest in re.findall(r"benchmarks/([a-z_/]+\.py)([^`|#\n]*)", readme):
+        named.setdefault(script, set()).update(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest))
+    assert {"speedrun.py", "throughput.py", "reproduce.py", "compare_cpu.py"} <= set(named)
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    for script, options in named.items():
+        if script.startswith("baselines/tf_"):
+            continue  # needs TensorFlow (its own environment, `make bench-setup`)
+        monkeypatch.setattr(sys, "argv", [script, "--help"])
+        with pytest.raises(SystemExit):
+            runpy.run_path(str(BENCHMARKS / script), run_name="__main__")
+        help_text = capsys.readouterr().out
+        offered = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", help_text))
+        assert "usage:" in help_text and options <= offered, (script, sorted(options - offered))
