@@ -117,6 +117,7 @@ def test_json_arrays_give_the_same_answers_as_the_library(server, mnist_model_di
 def _bad_inputs():
     big = png_bytes(Image.new("L", (1500, 1000), 255))  # 1.5 M pixels, compresses to a few KB
     truncated = open("examples/seven.png", "rb").read()[:120]
+    seven = open("examples/seven.png", "rb").read()
     return [
         ("wrong content type", "/predict", b"hello", "text/plain", 415),
         ("no content type", "/predict", b"hello", None, 415),
@@ -137,6 +138,7 @@ def _bad_inputs():
         ("batch over the limit", "/predict/batch", json.dumps({"images": [[[0.0] * 28] * 28] * (MAX_BATCH + 1)}).encode(),
          "application/json", 413),
         ("empty batch", "/predict/batch", b'{"images": []}', "application/json", 400),
+        ("multipart batch over the limit", "/predict/batch", *multipart([("a.png", seven)] * (MAX_BATCH + 1)), 413),
         ("multipart without a file", "/predict", b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n",
          "multipart/form-data; boundary=x", 400),
         ("bad top_k", "/predict?top_k=eleven", open("examples/seven.png", "rb").read(), "image/png", 400),

@@ -170,6 +170,8 @@ async def _uploads(body: bytes, headers: Headers, limits: Limits) -> list[tuple[
         form = await MultiPartParser(headers, stream(), max_files=limits.max_batch, max_fields=16,
                                      max_part_size=limits.max_body_bytes).parse()
     except MultiPartException as error:
+        if error.message.startswith("Too many files"):  # the parser stops at max_files; 413 as for JSON
+            raise BadRequest(413, f"more files than the batch limit of {limits.max_batch}") from None
         raise BadRequest(400, f"malformed multipart body ({error.message})") from None
     files = [(value.filename or key, await value.read()) for key, value in form.multi_items()
              if isinstance(value, UploadFile)]
