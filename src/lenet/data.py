@@ -90,17 +90,25 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file in the same directory, then rename over the target: a crash leaves
+    the old file or the new one, never half of one. Failing (no such directory, no permission, no
+    space) is a LenetError naming PATH."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            # Name the file that failed when it is not ours (a parent that is a file, say).
+            culprit = f"{error.filename}: " if error.filename not in (None, tmp) else ""
+            raise LenetError(f"cannot write {path}: {culprit}{error.strerror or error}") from error
         raise
 
 

@@ -6,9 +6,9 @@ Every format takes float32 images (N, 1, 28, 28) with a dynamic batch dimension 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_model
+from .data import atomic_write_bytes
 from .errors import LenetError
 
 FORMATS = ("onnx", "pt2", "torchscript")
@@ -47,69 +48,42 @@ def export_metadata(metadata: dict) -> dict[str, str]:
     }
 
 
-def _write_atomically(path: Path, write) -> Path:
-    """Call WRITE(temporary path) beside PATH, then rename it into place."""
-    # The suffix is kept: torch.export warns about an archive whose name does not end in .pt2.
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(temporary)
-        os.replace(temporary, path)
-    except OSError as error:
-        # Name the file that failed when it is not ours (a parent that is a file, say).
-        culprit = f"{error.filename}: " if error.filename and Path(error.filename) != temporary else ""
-        raise LenetError(f"cannot write {path}: {culprit}{error.strerror or error}") from error
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
-
-
-def export_onnx(model: nn.Module, metadata: dict, path: Path) -> Path:
+def export_onnx(model: nn.Module, metadata: dict) -> bytes:
     import onnx
     # The exporter lists optional torchvision operators it could not register; lenet uses none.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-
-    def write(temporary: Path) -> None:
-        example = torch.zeros(2, 1, 28, 28)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(model.cpu().eval(), (example,), dynamo=True, verbose=False,
-                                        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},),
-                                        opset_version=ONNX_OPSET)
-        proto = program.model_proto
-        for key, value in export_metadata(metadata).items():
-            proto.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(temporary))
-
-    return _write_atomically(path, write)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model.cpu().eval(), (torch.zeros(2, 1, 28, 28),), dynamo=True, verbose=False,
+                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=ONNX_OPSET)
+    proto = program.model_proto
+    for key, value in export_metadata(metadata).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
 
 
-def export_program(model: nn.Module, metadata: dict, path: Path) -> Path:
+def export_program(model: nn.Module, metadata: dict) -> bytes:
     """A torch.export ExportedProgram (.pt2), PyTorch's successor to TorchScript: load it with
     torch.export.load(path).module(); the metadata is the extra file lenet.json."""
-    def write(temporary: Path) -> None:
-        batch = torch.export.Dim("batch", min=1)
-        # Contiguous weights: the archive's writer mishandles channels-last ones (a warning, and views).
-        plain = model.cpu().eval().to(memory_format=torch.contiguous_format)
-        program = torch.export.export(plain, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
-        torch.export.save(program, str(temporary),
-                          extra_files={"lenet.json": json.dumps(export_metadata(metadata), sort_keys=True)})
+    batch = torch.export.Dim("batch", min=1)
+    # Contiguous weights: the archive's writer mishandles channels-last ones (a warning, and views).
+    plain = model.cpu().eval().to(memory_format=torch.contiguous_format)
+    program = torch.export.export(plain, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+    archive = io.BytesIO()
+    torch.export.save(program, archive,
+                      extra_files={"lenet.json": json.dumps(export_metadata(metadata), sort_keys=True)})
+    return archive.getvalue()
 
-    return _write_atomically(path, write)
 
-
-def export_torchscript(model: nn.Module, metadata: dict, path: Path) -> Path:
-    def write(temporary: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer notes TF padding is computed from fixed sizes
-            traced = torch.jit.trace(model.cpu().eval(), torch.zeros(2, 1, 28, 28))
-        torch.jit.save(traced, str(temporary),
-                       _extra_files={"lenet.json": json.dumps(export_metadata(metadata), sort_keys=True)})
-
-    return _write_atomically(path, write)
+def export_torchscript(model: nn.Module, metadata: dict) -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer notes TF padding is computed from fixed sizes
+        traced = torch.jit.trace(model.cpu().eval(), torch.zeros(2, 1, 28, 28))
+    archive = io.BytesIO()
+    torch.jit.save(traced, archive, _extra_files={"lenet.json": json.dumps(export_metadata(metadata), sort_keys=True)})
+    return archive.getvalue()
 
 
 def export_model(model_dir: str | Path, fmt: str, path: str | Path) -> Path:
@@ -118,7 +92,9 @@ def export_model(model_dir: str | Path, fmt: str, path: str | Path) -> Path:
         raise LenetError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     model, metadata = load_model(model_dir)
     exporter = {"onnx": export_onnx, "pt2": export_program, "torchscript": export_torchscript}[fmt]
-    return exporter(model, metadata, Path(path))
+    path = Path(path)
+    atomic_write_bytes(path, exporter(model, metadata))
+    return path
 
 
 class OnnxPredictor:
