@@ -39,13 +39,8 @@ def build_model(name: str, **overrides) -> nn.Module:
     return _REGISTRY[name](**overrides)
 
 
-def _init_linear(layer: nn.Linear, initializer: str, bias: float) -> nn.Linear:
-    init_weight(layer.weight, initializer)
-    init_bias(layer.bias, initializer, bias)
-    return layer
-
-
-def _init_conv(layer: Conv2d, initializer: str, bias: float) -> Conv2d:
+def _initialized(layer: nn.Linear | Conv2d, initializer: str, bias: float) -> nn.Linear | Conv2d:
+    """LAYER with its weight drawn by INITIALIZER and its bias set to BIAS (see init_bias)."""
     init_weight(layer.weight, initializer)
     init_bias(layer.bias, initializer, bias)
     return layer
@@ -56,8 +51,8 @@ class MLP(nn.Module):
 
     def __init__(self, hidden: int = 500, initializer: str = "truncated_normal", fc_bias: float = 0.1):
         super().__init__()
-        self.fc1 = _init_linear(nn.Linear(IMAGE_SIZE * IMAGE_SIZE, hidden), initializer, fc_bias)
-        self.fc2 = _init_linear(nn.Linear(hidden, NUM_CLASSES), initializer, fc_bias)
+        self.fc1 = _initialized(nn.Linear(IMAGE_SIZE * IMAGE_SIZE, hidden), initializer, fc_bias)
+        self.fc2 = _initialized(nn.Linear(hidden, NUM_CLASSES), initializer, fc_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(x, 1)   # (B, 784)
@@ -77,13 +72,13 @@ class ConvNet(nn.Module):
                  conv_bias: float = 0.0, fc_bias: float = 0.1):
         super().__init__()
         c1, c2 = channels
-        self.conv1 = _init_conv(Conv2d(1, c1, kernel_size, padding="SAME"), initializer, conv_bias)
+        self.conv1 = _initialized(Conv2d(1, c1, kernel_size, padding="SAME"), initializer, conv_bias)
         self.pool1 = MaxPool2d(2, 2, padding="SAME")
-        self.conv2 = _init_conv(Conv2d(c1, c2, kernel_size, padding="SAME"), initializer, conv_bias)
+        self.conv2 = _initialized(Conv2d(c1, c2, kernel_size, padding="SAME"), initializer, conv_bias)
         self.pool2 = MaxPool2d(2, 2, padding="SAME")
-        self.fc1 = _init_linear(nn.Linear(7 * 7 * c2, hidden), initializer, fc_bias)
+        self.fc1 = _initialized(nn.Linear(7 * 7 * c2, hidden), initializer, fc_bias)
         self.dropout = nn.Dropout(dropout)
-        self.fc2 = _init_linear(nn.Linear(hidden, NUM_CLASSES), initializer, fc_bias)
+        self.fc2 = _initialized(nn.Linear(hidden, NUM_CLASSES), initializer, fc_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The tutorials pool after the ReLU; max-pooling commutes with ReLU (both are monotone),
@@ -107,13 +102,13 @@ class LeNet5(nn.Module):
                  conv_bias: float = 0.0, fc_bias: float = 0.1):
         super().__init__()
         pool_layer = {"max": MaxPool2d, "avg": AvgPool2d}[pool]
-        self.conv1 = _init_conv(Conv2d(1, 6, 5, padding="VALID"), initializer, conv_bias)
+        self.conv1 = _initialized(Conv2d(1, 6, 5, padding="VALID"), initializer, conv_bias)
         self.pool1 = pool_layer(2, 2, padding="VALID")
-        self.conv2 = _init_conv(Conv2d(6, 16, 5, padding="VALID"), initializer, conv_bias)
+        self.conv2 = _initialized(Conv2d(6, 16, 5, padding="VALID"), initializer, conv_bias)
         self.pool2 = pool_layer(2, 2, padding="VALID")
-        self.fc1 = _init_linear(nn.Linear(5 * 5 * 16, 120), initializer, fc_bias)
-        self.fc2 = _init_linear(nn.Linear(120, 84), initializer, fc_bias)
-        self.fc3 = _init_linear(nn.Linear(84, NUM_CLASSES), initializer, fc_bias)
+        self.fc1 = _initialized(nn.Linear(5 * 5 * 16, 120), initializer, fc_bias)
+        self.fc2 = _initialized(nn.Linear(120, 84), initializer, fc_bias)
+        self.fc3 = _initialized(nn.Linear(84, NUM_CLASSES), initializer, fc_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (2, 2, 2, 2))              # (B, 1, 32, 32)
