@@ -117,3 +117,21 @@ def test_real_mnist_splits_match_the_tensorflow_reader(mnist):
     train_counts = torch.bincount(torch.cat([mnist.train_labels, mnist.val_labels]), minlength=10)
     assert train_counts.tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert torch.bincount(mnist.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_a_failed_atomic_write_names_the_target_and_leaves_nothing(tmp_path, monkeypatch):
+    import tempfile
+
+    from lenet.data import atomic_write_bytes
+
+    def denied(*args, **kwargs):  # as for a directory without write permission (root ignores modes)
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".model.onnx.x1y2.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(LenetError, match=r"^cannot write .*/model\.onnx: Permission denied$"):
+        atomic_write_bytes(tmp_path / "model.onnx", b"payload")
+    monkeypatch.undo()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(LenetError, match=r"a-file/model\.onnx: .*a-file: File exists"):
+        atomic_write_bytes(tmp_path / "a-file" / "model.onnx", b"payload")
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]

@@ -106,8 +106,9 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            # Name the file that failed when it is not ours (a parent that is a file, say).
-            culprit = f"{error.filename}: " if error.filename not in (None, tmp) else ""
+            # Name the file that failed when it is not our temporary (a parent that is a file, say).
+            ours = error.filename is None or Path(error.filename).name.startswith(f".{path.name}.")
+            culprit = "" if ours else f"{error.filename}: "
             raise LenetError(f"cannot write {path}: {culprit}{error.strerror or error}") from error
         raise
 
