@@ -12,7 +12,7 @@ from lenet.recipes import get_recipe, override
 from lenet.models import build_model, l2_weights
 from lenet.training import (CUBLAS_DETERMINISTIC_WORKSPACE, Execution, TrainingDiverged, WeightAverage,
                             add_l2_gradient, decayed_learning_rate, ema_decay_at, enter_deterministic_mode,
-                            l2_penalty, leave_deterministic_mode, one_cycle_learning_rate, resolve_recipe, train)
+                            l2_penalty, one_cycle_learning_rate, resolve_recipe, train)
 
 
 def test_exponential_decay_matches_hand_computed_values():
@@ -150,19 +150,17 @@ def test_deterministic_mode_on_cuda_fixes_cublas_workspace_unless_set(monkeypatc
     # Without CUBLAS_WORKSPACE_CONFIG, PyTorch refuses CUDA matrix products in deterministic mode.
     # Only the environment and the switches are involved, so this runs without a GPU.
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    enter_deterministic_mode(torch.device("cpu"), compiled=False)
-    leave_deterministic_mode(False, compiled=False)
+    enter_deterministic_mode(torch.device("cpu"), compiled=False)()
     assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # a CPU run leaves the environment alone
-    enter_deterministic_mode(torch.device("cuda"), compiled=False)
+    leave_deterministic_mode = enter_deterministic_mode(torch.device("cuda"), compiled=False)
     try:
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_DETERMINISTIC_WORKSPACE
         assert torch.are_deterministic_algorithms_enabled()
     finally:
-        leave_deterministic_mode(False, compiled=False)
+        leave_deterministic_mode()
     assert not torch.are_deterministic_algorithms_enabled()
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own choice is kept
-    enter_deterministic_mode(torch.device("cuda"), compiled=False)
-    leave_deterministic_mode(False, compiled=False)
+    enter_deterministic_mode(torch.device("cuda"), compiled=False)()
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
 
 

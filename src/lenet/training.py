@@ -272,23 +272,24 @@ def resolve_device(device: str) -> torch.device:
 CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
-def enter_deterministic_mode(device: torch.device, compiled: bool) -> None:
-    """Process-wide switches for bitwise-reproducible training on DEVICE (see leave_deterministic_mode)."""
+def enter_deterministic_mode(device: torch.device, compiled: bool) -> Callable[[], None]:
+    """Turn on the process-wide switches for bitwise-reproducible training on DEVICE; returns the
+    function that puts them back as they were (the cuBLAS setting stays: cuBLAS reads it once)."""
+    deterministic, benchmark = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     if compiled:  # compiled dropout otherwise draws its masks from its own generator
         from torch._inductor import config as inductor_config  # imported here: it takes seconds
-        inductor_config.fallback_random = True
+        fallback_random, inductor_config.fallback_random = inductor_config.fallback_random, True
 
-
-def leave_deterministic_mode(was_deterministic: bool, compiled: bool) -> None:
-    """Put back what enter_deterministic_mode changed (the cuBLAS setting stays: cuBLAS reads it once)."""
-    torch.use_deterministic_algorithms(was_deterministic)
-    if compiled:
-        from torch._inductor import config as inductor_config
-        inductor_config.fallback_random = False
+    def restore() -> None:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.benchmark = benchmark
+        if compiled:
+            inductor_config.fallback_random = fallback_random
+    return restore
 
 
 def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu",
@@ -396,9 +397,9 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
     done = start_step
     model.train()
     compile_seconds = aside_seconds = 0.0
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if execution.deterministic:  # process-wide switches, put back when training returns
-        enter_deterministic_mode(device, execution.compile)
+    # Process-wide switches, put back when training returns or fails.
+    leave_deterministic_mode = enter_deterministic_mode(device, execution.compile) if execution.deterministic \
+        else None
     try:
         if events and start_step == 0:
             events.graph(model, data.train_images[:1])
@@ -457,7 +458,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
     finally:
         if events:
             events.close()
-        if execution.deterministic:
-            leave_deterministic_mode(was_deterministic, execution.compile)
+        if leave_deterministic_mode:
+            leave_deterministic_mode()
     train_seconds = time.perf_counter() - loop_started - aside_seconds
     return {"step": done, **metrics, "train_seconds": train_seconds, "compile_seconds": compile_seconds}
