@@ -109,6 +109,14 @@ def test_batch_order_is_a_seeded_permutation_per_epoch():
         BatchOrder(10, 11, seed=0)
 
 
+def test_without_validation_moves_the_validation_images_into_training(synthetic):
+    everything = synthetic.without_validation()
+    assert torch.equal(everything.train_images, torch.cat([synthetic.train_images, synthetic.val_images]))
+    assert torch.equal(everything.train_labels, torch.cat([synthetic.train_labels, synthetic.val_labels]))
+    assert len(everything.val_images) == len(everything.val_labels) == 0
+    assert everything.test_images is synthetic.test_images and len(synthetic.val_labels) == 150
+
+
 def test_real_mnist_splits_match_the_tensorflow_reader(mnist):
     assert mnist.train_images.shape == (55_000, 28, 28) and mnist.train_images.dtype == torch.uint8
     assert mnist.val_images.shape == (5_000, 28, 28)

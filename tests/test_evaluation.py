@@ -96,6 +96,18 @@ def test_ensemble_command_prints_members_and_refuses_missing_dirs(synthetic_mode
     assert error.count("\n") == 0 and "missing: no such model directory" in error
 
 
+def test_a_model_trained_on_the_validation_images_is_not_measured_on_them(tmp_path, synthetic, synthetic_model_dir):
+    train(override(get_recipe("mlp-ema"), total_steps=5, batch_size=50, train_on_validation=True,
+                   checkpoint_every_steps=5),
+          tmp_path, synthetic, tensorboard=False)
+    assert evaluate_checkpoint(tmp_path, synthetic, "test", tensorboard=False)["examples"] == 150
+    with pytest.raises(LenetError, match=r"trained on the validation images too .*; use --split test$"):
+        evaluate_checkpoint(tmp_path, synthetic, "validation", tensorboard=False)
+    with pytest.raises(LenetError, match="use --split test"):
+        evaluate_ensemble([synthetic_model_dir, tmp_path], synthetic, "validation")
+    assert evaluate_ensemble([synthetic_model_dir], synthetic, "validation")["examples"] == 150
+
+
 def test_an_ensemble_member_may_be_an_exported_onnx_file(synthetic_model_dir, second_model_dir, synthetic,
                                                          tmp_path):
     from lenet.export import export_model

@@ -118,6 +118,17 @@ def test_training_reports_logs_validation_and_test(tmp_path, synthetic):
     assert result["test_accuracy"] > 0.5  # the synthetic classes are easy
 
 
+def test_train_on_validation_trains_on_the_validation_images_too_and_skips_validation(tmp_path, synthetic):
+    # One batch of all 750 training and validation images exists only when none is held out.
+    with pytest.raises(LenetError, match="batch_size 750 exceeds the 600 training examples"):
+        train(_fast("mlp-ema", batch_size=750, total_steps=2), tmp_path / "held-out", synthetic)
+    events = []
+    result = train(_fast("mlp-ema", batch_size=750, total_steps=2, eval_every_steps=1, train_on_validation=True),
+                   tmp_path / "all", synthetic, report=events.append)
+    assert result["step"] == 2 and "validation_accuracy" not in result and "test_accuracy" in result
+    assert not [e for e in events if e["kind"] == "validation"]
+
+
 def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(tmp_path, synthetic):
     # A step size far too large for a summed loss overflows the weights within a few steps.
     recipe = _fast("mlp-ema", learning_rate=1e15, loss_reduction="sum", total_steps=200,

@@ -9,7 +9,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -206,6 +206,12 @@ class Mnist:
                  ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")}
         return Mnist(**moved, sha256=self.sha256)
 
+    def without_validation(self) -> "Mnist":
+        """The same data with the validation images moved into training: none held out."""
+        return replace(self, train_images=torch.cat([self.train_images, self.val_images]),
+                       train_labels=torch.cat([self.train_labels, self.val_labels]),
+                       val_images=self.val_images[:0], val_labels=self.val_labels[:0])
+
 
 def load_mnist(data_dir: str | Path | None = None, download: bool = True,
                log: Callable[[str], None] | None = None) -> Mnist:
@@ -214,10 +220,10 @@ def load_mnist(data_dir: str | Path | None = None, download: bool = True,
     arrays = {name: read_idx(path, MNIST_SHA256[name]) for name, path in paths.items()}
     images = torch.from_numpy(arrays["train-images-idx3-ubyte"].copy())
     labels = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
-    split = len(images) - VALIDATION_SIZE
+    cut = len(images) - VALIDATION_SIZE
     return Mnist(
-        train_images=images[:split], train_labels=labels[:split],
-        val_images=images[split:], val_labels=labels[split:],
+        train_images=images[:cut], train_labels=labels[:cut],
+        val_images=images[cut:], val_labels=labels[cut:],
         test_images=torch.from_numpy(arrays["t10k-images-idx3-ubyte"].copy()),
         test_labels=torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64)),
         sha256=dict(MNIST_SHA256),

@@ -90,12 +90,20 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k
     return metrics_from_logits(batched_logits(model, images, progress=progress, tta=tta), labels, top_k)
 
 
+def check_held_out(model_dir: str | Path, metadata: dict, split: str) -> None:
+    """Refuse to measure a model on validation images it was trained on."""
+    if split == "validation" and metadata["recipe"].get("train_on_validation", False):
+        raise LenetError(f"{model_dir}: trained on the validation images too (recipe field train_on_validation); "
+                         f"use --split test")
+
+
 def evaluate_checkpoint(model_dir: str | Path, data: Mnist, split: str = "test", step: int | None = None,
                         device: str | torch.device = "cpu", top_k: int = 5, tensorboard: bool = True,
                         progress: Callable[[int, int], None] | None = None, tta: bool = False) -> dict:
     """Metrics of a model directory's checkpoint (the newest by default) on one split of DATA,
     also written as TensorBoard events under MODEL_DIR/events/eval-SPLIT when TENSORBOARD."""
     model, metadata = load_model(model_dir, device, step)
+    check_held_out(model_dir, metadata, split)
     images, labels = data.split(split)
     result = {"step": metadata["step"], "split": split, "tta": tta,
               **evaluate(model, images, labels, top_k, progress, tta)}
@@ -143,6 +151,7 @@ def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test
             logits, step = onnx_logits(source, images)
         else:
             model, metadata = load_model(source, device)
+            check_held_out(source, metadata, split)
             logits, step = batched_logits(model, images, tta=tta).float().cpu(), metadata["step"]
         results.append({"model_dir": str(source), "step": step,
                         "accuracy": metrics_from_logits(logits, labels, top_k)["accuracy"]})

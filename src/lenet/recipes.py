@@ -46,6 +46,8 @@ class Recipe:
                                    default=0.0)
     augment: str = _help(f"random distortion of each training batch: {', '.join(AUGMENTATIONS)}",
                          default="none")
+    train_on_validation: bool = _help("also train on the 5,000 validation images (all 60,000 training "
+                                      "images); validation is then skipped", default=False)
     loss_reduction: str = _help("cross-entropy over the batch: 'mean' or 'sum' (seed 001's text)",
                                 default="mean")
     log_every_steps: int = _help("steps between training log lines", default=100)

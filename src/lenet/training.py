@@ -331,7 +331,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
             torch.cuda.set_rng_state(state["rng.cuda"])
         start_step, metrics = metadata["step"], metadata["metrics"]
 
-    data = data.to(device)
+    data = (data.without_validation() if recipe.train_on_validation else data).to(device)
     # The compiled network shares its parameters with MODEL; checkpoints and evaluation use MODEL.
     # On a GPU, "reduce-overhead" replays the step as a CUDA graph: one launch instead of dozens.
     step_model = (torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
@@ -435,7 +435,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
                 if events:
                     events.log(log)
             histogram = events and histogram_every_steps > 0 and done % histogram_every_steps == 0
-            validating = done % recipe.eval_every_steps == 0 or last
+            validating = (done % recipe.eval_every_steps == 0 or last) and len(data.val_labels) > 0
             if not (histogram or validating or checkpointing):
                 continue
             synchronize(device)
