@@ -58,7 +58,8 @@ def test_test_time_augmentation_averages_the_shifted_views(synthetic_model_dir, 
     model, _ = load_model(synthetic_model_dir)
     images = to_float(synthetic.test_images[:20])
     with torch.no_grad():
-        views = [torch.softmax(model(shifted(images, dy, dx)), 1) for dy, dx in [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]]
+        views = [torch.softmax(model(shifted(images, dy, dx)), 1)
+                 for dy, dx in [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]]
     expected = torch.stack(views).mean(0)
     assert torch.allclose(batched_logits(model, images, batch_size=7, tta=True).exp(), expected, atol=1e-6)
     assert not torch.allclose(expected, views[0], atol=1e-4)  # the shifts do change the answer

@@ -1,5 +1,6 @@
 """Tests against a real `lenet serve` process on 127.0.0.1, and the drawing page in headless Chromium."""
 
+import asyncio
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from PIL import Image
 
 from lenet.checkpoint import load_model
 from lenet.predict import predict_probabilities
+from lenet.serving import InferenceWorker
 
 MAX_BODY = 300_000
 MAX_PIXELS = 1_000_000
@@ -118,6 +120,9 @@ def _bad_inputs():
     big = png_bytes(Image.new("L", (1500, 1000), 255))  # 1.5 M pixels, compresses to a few KB
     truncated = open("examples/seven.png", "rb").read()[:120]
     seven = open("examples/seven.png", "rb").read()
+
+    def encoded(value):
+        return json.dumps(value).encode()
     return [
         ("wrong content type", "/predict", b"hello", "text/plain", 415),
         ("no content type", "/predict", b"hello", None, 415),
@@ -129,19 +134,19 @@ def _bad_inputs():
         ("image dimensions over the limit", "/predict", big, "image/png", 413),
         ("malformed JSON", "/predict", b'{"image": [1, 2', "application/json", 400),
         ("JSON without image", "/predict", b'{"picture": []}', "application/json", 400),
-        ("wrong array shape", "/predict", json.dumps({"image": [[0.5] * 27] * 28}).encode(), "application/json", 400),
-        ("ragged array", "/predict", json.dumps({"image": [[0.5] * 28, [0.5]]}).encode(), "application/json", 400),
-        ("strings in the array", "/predict", json.dumps({"image": [["a"] * 28] * 28}).encode(), "application/json", 400),
-        ("NaN values", "/predict", ('{"image": [' + ",".join(["[" + ",".join(["NaN"] * 28) + "]"] * 28) + "]}").encode(),
-         "application/json", 400),
-        ("values out of range", "/predict", json.dumps({"image": [[3.0] * 28] * 28}).encode(), "application/json", 400),
-        ("batch over the limit", "/predict/batch", json.dumps({"images": [[[0.0] * 28] * 28] * (MAX_BATCH + 1)}).encode(),
+        ("wrong array shape", "/predict", encoded({"image": [[0.5] * 27] * 28}), "application/json", 400),
+        ("ragged array", "/predict", encoded({"image": [[0.5] * 28, [0.5]]}), "application/json", 400),
+        ("strings in the array", "/predict", encoded({"image": [["a"] * 28] * 28}), "application/json", 400),
+        ("NaN values", "/predict", encoded({"image": [[float("nan")] * 28] * 28}), "application/json", 400),
+        ("values out of range", "/predict", encoded({"image": [[3.0] * 28] * 28}), "application/json", 400),
+        ("batch over the limit", "/predict/batch", encoded({"images": [[[0.0] * 28] * 28] * (MAX_BATCH + 1)}),
          "application/json", 413),
         ("empty batch", "/predict/batch", b'{"images": []}', "application/json", 400),
         ("multipart batch over the limit", "/predict/batch", *multipart([("a.png", seven)] * (MAX_BATCH + 1)), 413),
-        ("multipart without a file", "/predict", b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n",
+        ("multipart without a file", "/predict",
+         b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n",
          "multipart/form-data; boundary=x", 400),
-        ("bad top_k", "/predict?top_k=eleven", open("examples/seven.png", "rb").read(), "image/png", 400),
+        ("bad top_k", "/predict?top_k=eleven", seven, "image/png", 400),
     ]
 
 
@@ -166,6 +171,28 @@ def test_concurrent_requests_each_get_their_own_answer(server, mnist, mnist_mode
     for i, probabilities in zip(range(0, 48, 8), alone):
         assert np.allclose(together[i]["probabilities"], probabilities, atol=1e-5)
     assert [r["class"] for r in together] == expected.argmax(1).tolist()
+
+
+def test_the_worker_never_runs_more_than_max_batch_images_at_once():
+    passes = []
+
+    def predict(inputs):
+        passes.append(len(inputs))
+        return np.repeat(inputs[:, :1, 0], 10, axis=1)  # each image's first pixel, ten times
+
+    async def ask_together():
+        worker = InferenceWorker(predict, max_batch=4)
+        await worker.start()
+        sizes = [3, 1, 2, 4, 2, 2, 1]
+        requests = [np.full((n, 28, 28), i, dtype=np.float32) for i, n in enumerate(sizes)]
+        answers = await asyncio.gather(*(worker(r) for r in requests))
+        await worker.stop()
+        return sizes, answers
+
+    sizes, answers = asyncio.run(ask_together())
+    assert [a.shape for a in answers] == [(n, 10) for n in sizes]
+    assert all((a == i).all() for i, a in enumerate(answers))  # each request gets its own rows back
+    assert sum(passes) == sum(sizes) and max(passes) <= 4 and len(passes) < len(sizes)  # batched, within bounds
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

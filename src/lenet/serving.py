@@ -76,12 +76,18 @@ class InferenceWorker:
         return await future
 
     async def _run(self) -> None:
+        carried = None  # a request taken from the queue that would have made the last pass too large
         while True:
-            waiting = [await self.queue.get()]
-            size = len(waiting[0][0])
-            while not self.queue.empty() and size < self.max_batch:
-                waiting.append(self.queue.get_nowait())
-                size += len(waiting[-1][0])
+            waiting = [carried or await self.queue.get()]
+            carried, size = None, len(waiting[0][0])
+            # Each request holds at most max_batch images (the handlers refuse more), so each pass does too.
+            while not self.queue.empty():
+                request = self.queue.get_nowait()
+                if size + len(request[0]) > self.max_batch:
+                    carried = request
+                    break
+                waiting.append(request)
+                size += len(request[0])
             try:
                 probabilities = await asyncio.to_thread(self.predict, np.concatenate([w[0] for w in waiting]))
             except Exception as error:  # hand the failure to every waiting request
