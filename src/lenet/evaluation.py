@@ -27,6 +27,17 @@ CPU_INFERENCE_BATCH = 100
 GPU_INFERENCE_BATCH = 1000
 
 
+def logits_in_batches(images: torch.Tensor, batch_size: int, logits_of: Callable[[torch.Tensor], torch.Tensor],
+                      progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """LOGITS_OF applied to IMAGES BATCH_SIZE at a time and concatenated; PROGRESS(done, total) after each."""
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        chunks.append(logits_of(images[start:start + batch_size]))
+        if progress:
+            progress(min(start + batch_size, len(images)), len(images))
+    return torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES)
+
+
 @torch.no_grad()
 def batched_logits(model: nn.Module, images: torch.Tensor, batch_size: int | None = None,
                    progress: Callable[[int, int], None] | None = None, tta: bool = False) -> torch.Tensor:
@@ -38,20 +49,18 @@ def batched_logits(model: nn.Module, images: torch.Tensor, batch_size: int | Non
     model.eval()
     device = next(model.parameters()).device
     batch_size = batch_size or (CPU_INFERENCE_BATCH if device.type == "cpu" else GPU_INFERENCE_BATCH)
-    chunks = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].to(device)
+
+    def logits_of(batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(device)
         batch = to_float(batch) if batch.dtype == torch.uint8 else batch
-        if tta:
-            views = torch.stack([torch.softmax(model(shifted(batch, dy, dx)).float(), dim=1)
-                                 for dy, dx in TTA_SHIFTS])
-            chunks.append(views.mean(0).log())
-        else:
-            chunks.append(model(batch))
-        if progress:
-            progress(min(start + batch_size, len(images)), len(images))
+        if not tta:
+            return model(batch)
+        views = torch.stack([torch.softmax(model(shifted(batch, dy, dx)).float(), dim=1) for dy, dx in TTA_SHIFTS])
+        return views.mean(0).log()
+
+    logits = logits_in_batches(images, batch_size, logits_of, progress)
     model.train(was_training)
-    return torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES, device=device)
+    return logits.to(device)  # a no-op but for no images, whose empty result is made on the CPU
 
 
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
@@ -117,13 +126,9 @@ def onnx_logits(path: str | Path, images: torch.Tensor, batch_size: int = 1000,
     """Logits of an exported .onnx file for uint8 (N, 28, 28) IMAGES, run by onnxruntime on the
     CPU as `lenet predict` and `lenet serve` run it, and the training step stored in the file."""
     predictor = OnnxPredictor(path)
-    chunks = []
-    for start in range(0, len(images), batch_size):
-        chunks.append(predictor.logits(to_float(images[start:start + batch_size]).numpy()))
-        if progress:
-            progress(min(start + batch_size, len(images)), len(images))
+    logits = logits_in_batches(images, batch_size, lambda batch: predictor.logits(to_float(batch).numpy()), progress)
     step = predictor.metadata.get("lenet.step")
-    return (torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES)), (int(step) if step else None)
+    return logits, (int(step) if step else None)
 
 
 def evaluate_onnx(path: str | Path, data: Mnist, split: str = "test", top_k: int = 5,
