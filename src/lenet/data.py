@@ -220,10 +220,10 @@ def load_mnist(data_dir: str | Path | None = None, download: bool = True,
     arrays = {name: read_idx(path, MNIST_SHA256[name]) for name, path in paths.items()}
     images = torch.from_numpy(arrays["train-images-idx3-ubyte"].copy())
     labels = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
-    cut = len(images) - VALIDATION_SIZE
+    split = len(images) - VALIDATION_SIZE
     return Mnist(
-        train_images=images[:cut], train_labels=labels[:cut],
-        val_images=images[cut:], val_labels=labels[cut:],
+        train_images=images[:split], train_labels=labels[:split],
+        val_images=images[split:], val_labels=labels[split:],
         test_images=torch.from_numpy(arrays["t10k-images-idx3-ubyte"].copy()),
         test_labels=torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64)),
         sha256=dict(MNIST_SHA256),
