@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import threading
 import time
@@ -84,6 +85,14 @@ def test_ensemble_averages_the_members_probabilities(synthetic_model_dir, second
     assert [m["step"] for m in result["members"]] == [60, 10]
     for member, p in zip(result["members"], probabilities):
         assert member["accuracy"] == pytest.approx((p.argmax(1) == synthetic.test_labels).double().mean().item())
+        assert member["errors"] == (p.argmax(1) != synthetic.test_labels).sum()
+    wrong = [p.argmax(1) != synthetic.test_labels for p in probabilities]
+    assert result["errors_of_every_member"] == (wrong[0] & wrong[1]).sum()
+    # A model with itself: every error is shared (ten labels are made wrong so that there are errors).
+    mislabelled = dataclasses.replace(synthetic, test_labels=torch.cat([(synthetic.test_labels[:10] + 1) % 10,
+                                                                        synthetic.test_labels[10:]]))
+    twice = evaluate_ensemble([second_model_dir, second_model_dir], mislabelled)
+    assert twice["errors_of_every_member"] == twice["members"][0]["errors"] >= 10
 
 
 def test_ensemble_command_prints_members_and_refuses_missing_dirs(synthetic_model_dir, second_model_dir,

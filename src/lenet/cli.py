@@ -213,7 +213,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
                                _Count("evaluating models"))
     if not args.json:
         for member in result["members"]:
-            print(f"{member['model_dir']} (step {member['step']}): accuracy {member['accuracy']:.4f}")
+            print(f"{member['model_dir']} (step {member['step']}): accuracy {member['accuracy']:.4f}, "
+                  f"{member['errors']} errors")
+        print(f"{result['errors_of_every_member']} images are misclassified by every member")
     _print_eval(result, args.json, f"ensemble of {len(result['members'])}")
     return 0
 

@@ -143,7 +143,9 @@ def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test
                       device: str | torch.device = "cpu", top_k: int = 5, tta: bool = False,
                       progress: Callable[[int, int], None] | None = None) -> dict:
     """Metrics of the mean of several models' probabilities on one split, with each member's own
-    accuracy under "members". A member is a model directory or an exported .onnx file (no TTA)."""
+    accuracy and error count under "members", and "errors_of_every_member": how many images all
+    members get wrong (averaging cannot fix those). A member is a model directory or an exported
+    .onnx file (no TTA)."""
     if not members:
         raise ValueError("an ensemble needs at least one model directory")
     onnx_members = [str(source) for source in members if is_onnx_file(source)]
@@ -151,6 +153,7 @@ def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test
         raise LenetError(f"{onnx_members[0]}: --tta needs model directories, not ONNX files")
     images, labels = data.split(split)
     results, probability_sum = [], None
+    wrong_by_all = torch.ones(len(labels), dtype=torch.bool)
     for index, source in enumerate(members):
         if is_onnx_file(source):
             logits, step = onnx_logits(source, images)
@@ -158,14 +161,16 @@ def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test
             model, metadata = load_model(source, device)
             check_held_out(source, metadata, split)
             logits, step = batched_logits(model, images, tta=tta).float().cpu(), metadata["step"]
-        results.append({"model_dir": str(source), "step": step,
+        wrong = logits.argmax(1) != labels.cpu()
+        wrong_by_all &= wrong
+        results.append({"model_dir": str(source), "step": step, "errors": int(wrong.sum()),
                         "accuracy": metrics_from_logits(logits, labels, top_k)["accuracy"]})
         probabilities = torch.softmax(logits, dim=1)
         probability_sum = probabilities if probability_sum is None else probability_sum + probabilities
         if progress:
             progress(index + 1, len(members))
     mean_log_probability = (probability_sum / len(members)).log()
-    return {"split": split, "tta": tta, "members": results,
+    return {"split": split, "tta": tta, "members": results, "errors_of_every_member": int(wrong_by_all.sum()),
             **metrics_from_logits(mean_log_probability, labels, top_k)}
 
 
