@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from lenet.cli import main
+from lenet.recipes import get_recipe
 
 
 def test_summary_json_for_lenet5(capsys):
@@ -34,6 +35,13 @@ def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, monkeypatch):
     assert main(["train", "--model-dir", str(tmp_path / "m"), "--optimizer", "rmsprop"]) == 1
     assert "recipe field optimizer" in capsys.readouterr().err
     assert main(["eval", "--model-dir", str(tmp_path / "nothing"), "--data-dir", str(tmp_path)]) == 1
+    # A recipe.json edited by hand into a wrong type is refused before any data is read.
+    (tmp_path / "edited").mkdir()
+    (tmp_path / "edited" / "recipe.json").write_text(json.dumps({**get_recipe("fast").to_dict(), "total_steps": "x"}))
+    capsys.readouterr()
+    assert main(["train", "--model-dir", str(tmp_path / "edited")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "recipe.json: recipe field total_steps: expected an integer" in err
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--model-dir", "x", "--steps", "many"])
     assert exit_info.value.code == 2
@@ -105,6 +113,12 @@ def test_bad_paths_and_ports_are_one_line_errors(synthetic_model_dir, tmp_path, 
     assert len(err.splitlines()) == 1 and "not a model directory" in err and str(a_file) in err
     assert main(["serve", "--model-dir", str(synthetic_model_dir), "--port", "70000"]) == 1
     assert "--port must be between 0 and 65535" in capsys.readouterr().err
+
+
+def test_plot_into_a_path_under_a_file_is_a_one_line_error(synthetic_model_dir, mnist, tmp_path, capsys):
+    # mnist: plot loads the test set from $LENET_DATA_DIR before it draws.
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
     assert main(["plot", "--model-dir", str(synthetic_model_dir), "--out", str(a_file / "plots")]) == 1
     err = capsys.readouterr().err.strip()  # any OSError is one line naming the file, not a traceback
     assert len(err.splitlines()) == 1 and err.startswith("lenet: error:") and str(a_file) in err

@@ -11,7 +11,7 @@ from lenet.recipes import RECIPES, SEED_RECIPES, Recipe, get_recipe, override
 def test_every_recipe_is_valid_and_round_trips_through_json(name):
     recipe = get_recipe(name)
     assert recipe.model in list_models() and recipe.source.startswith(("seed 00", "lenet: "))
-    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    assert Recipe.from_dict(recipe.to_dict(), "test") == recipe
 
 
 def test_recipes_carry_the_seeds_hyperparameters():
@@ -47,13 +47,38 @@ def test_bad_fields_fail_naming_the_field(field, value, message):
         override(get_recipe("tutorial-cnn"), **{field: value})
 
 
+@pytest.mark.parametrize("field, value, expected", [
+    ("total_steps", "x", "total_steps: expected an integer, got 'x'"),
+    ("total_steps", 10.5, "total_steps: expected an integer"),
+    ("learning_rate", None, "learning_rate: expected a number, got None"),
+    ("l2_rate", True, "l2_rate: expected a number, got True"),
+    ("lr_staircase", 1, "lr_staircase: expected true or false"),
+    ("model", 5, "model: expected a string"),
+])
+def test_a_hand_edited_recipe_with_wrong_types_is_refused_naming_file_and_field(field, value, expected):
+    values = {**get_recipe("tutorial-cnn").to_dict(), field: value}
+    with pytest.raises(LenetError, match=f"^runs/x/recipe.json: recipe field {expected}"):
+        Recipe.from_dict(values, "runs/x/recipe.json")
+
+
+def test_a_recipe_json_that_is_not_an_object_or_lacks_fields_is_refused():
+    with pytest.raises(LenetError, match="^r.json: the recipe is not a JSON object"):
+        Recipe.from_dict([1, 2], "r.json")
+    values = get_recipe("tutorial-cnn").to_dict()
+    del values["learning_rate"]
+    with pytest.raises(LenetError, match="^r.json: .*learning_rate"):
+        Recipe.from_dict(values, "r.json")
+    # An integer is a valid value of a float field (JSON writes 1.0 as 1 in some tools).
+    assert Recipe.from_dict({**values, "learning_rate": 1}, "r.json").learning_rate == 1
+
+
 def test_unknown_names_and_fields_are_errors():
     with pytest.raises(LenetError, match="known recipes: .*layers-cnn"):
         get_recipe("nope")
     with pytest.raises(LenetError, match="unknown recipe field"):
         override(get_recipe("mlp-ema"), keep_prob=0.5)
     with pytest.raises(LenetError, match="unknown recipe field"):
-        Recipe.from_dict({**get_recipe("mlp-ema").to_dict(), "extra": 1})
+        Recipe.from_dict({**get_recipe("mlp-ema").to_dict(), "extra": 1}, "test")
     with pytest.raises(dataclasses.FrozenInstanceError):
         get_recipe("mlp-ema").total_steps = 5
 

@@ -129,7 +129,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu",
                step: int | None = None) -> tuple[nn.Module, dict]:
     """The network of MODEL_DIR with its evaluation weights, in eval mode, and the checkpoint metadata."""
     metadata, weights, _ = read_checkpoint(model_dir, step)
-    recipe = Recipe.from_dict(metadata["recipe"])
+    recipe = Recipe.from_dict(metadata.get("recipe"), f"{model_dir} (checkpoint metadata)")
     model = build_model(recipe.model)
     load_weights(model, weights, str(model_dir))
     # NHWC weights make oneDNN and cuDNN convolve in the faster channels-last layout.

@@ -12,6 +12,9 @@ from .models import list_models
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 LOSS_REDUCTIONS = ("mean", "sum")
 LR_SCHEDULES = ("exponential", "one-cycle")
+# The Python types a field's annotation allows (an int is a valid float; a bool is not a number).
+_FIELD_TYPES = {"str": (str,), "float": (int, float), "int": (int,), "bool": (bool,)}
+_TYPE_NAMES = {"str": "a string", "float": "a number", "int": "an integer", "bool": "true or false"}
 
 
 def _help(text: str, **kwargs):
@@ -57,6 +60,10 @@ class Recipe:
     seed: int = _help("seed of initialization, dropout and batch order", default=0)
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # a recipe.json edited by hand may hold any JSON value
+            value = getattr(self, f.name)
+            if not isinstance(value, _FIELD_TYPES[f.type]) or (f.type != "bool" and isinstance(value, bool)):
+                raise LenetError(f"recipe field {f.name}: expected {_TYPE_NAMES[f.type]}, got {value!r}")
         if self.model not in list_models():
             raise LenetError(f"recipe field model: unknown model {self.model!r}; "
                              f"known models: {', '.join(list_models())}")
@@ -91,13 +98,18 @@ class Recipe:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Recipe":
-        """Rebuild a recipe from JSON, refusing unknown keys."""
+    def from_dict(cls, values: object, origin: str) -> "Recipe":
+        """Rebuild a recipe from the JSON read from ORIGIN (named in errors), refusing unknown keys."""
+        if not isinstance(values, dict):
+            raise LenetError(f"{origin}: the recipe is not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise LenetError(f"unknown recipe field(s): {', '.join(unknown)}")
-        return cls(**values)
+            raise LenetError(f"{origin}: unknown recipe field(s): {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except (TypeError, LenetError) as error:  # TypeError: a required field is missing
+            raise LenetError(f"{origin}: {error}") from None
 
 
 def override(recipe: Recipe, **changes) -> Recipe:

@@ -252,7 +252,7 @@ def resolve_recipe(model_dir: str | Path, recipe_name: str | None = None, **over
     """
     recipe_path = Path(model_dir) / RECIPE_FILE
     if recipe_name is None and recipe_path.exists():
-        base = Recipe.from_dict(read_json(recipe_path))
+        base = Recipe.from_dict(read_json(recipe_path), str(recipe_path))
     else:
         base = get_recipe(recipe_name or DEFAULT_RECIPE)
     return override(base, **overrides)
@@ -307,7 +307,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
     model_dir = Path(model_dir)
     recipe_path = model_dir / RECIPE_FILE
     if recipe_path.exists():
-        check_resumable(Recipe.from_dict(read_json(recipe_path)), recipe, model_dir)
+        check_resumable(Recipe.from_dict(read_json(recipe_path), str(recipe_path)), recipe, model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     write_json(recipe_path, recipe.to_dict())
     device = resolve_device(device)
