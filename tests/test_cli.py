@@ -63,6 +63,7 @@ def test_train_eval_resume_through_the_command_line(tmp_path, mnist, capsys):
     common = ["--model-dir", model_dir, "--log-every-steps", "20", "--eval-every-steps", "40"]
     assert main(["train", "--recipe", "mlp-ema", "--steps", "40", *common]) == 0
     out = capsys.readouterr().out
+    assert out.startswith(f"training mlp-ema (mlp) on 55,000 images into {model_dir} for 40 steps")
     assert "step 40: validation accuracy" in out and "test accuracy" in out
     assert main(["train", "--steps", "60", *common, "--json"]) == 0  # resumes the stored recipe
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -72,6 +73,10 @@ def test_train_eval_resume_through_the_command_line(tmp_path, mnist, capsys):
     assert {"accuracy", "loss", "step", "split", "per_class", "confusion", "top_5_accuracy"} <= set(evaluation)
     assert evaluation["step"] == 60 and evaluation["split"] == "validation"
     assert evaluation["accuracy"] == pytest.approx(result["validation_accuracy"])
+    all_images_dir = str(tmp_path / "all")
+    assert main(["train", "--recipe", "mlp-ema", "--steps", "2", "--model-dir", all_images_dir,
+                 "--train-on-validation"]) == 0
+    assert capsys.readouterr().out.startswith(f"training mlp-ema (mlp) on 60,000 images into {all_images_dir}")
 
 
 def test_console_script_runs_as_a_process(tmp_path):

@@ -112,8 +112,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = resolve_recipe(args.model_dir, args.recipe, **_overrides(args))
     resolve_device(args.device)
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
-    print(f"training {recipe.name} ({recipe.model}) into {args.model_dir} for {recipe.total_steps} steps "
-          f"on {args.device}", flush=True)
+    training_images = len(data.train_labels) + (len(data.val_labels) if recipe.train_on_validation else 0)
+    print(f"training {recipe.name} ({recipe.model}) on {training_images:,} images into {args.model_dir} "
+          f"for {recipe.total_steps} steps on {args.device}", flush=True)
     interrupted = []
 
     def request_stop(signum, frame):
