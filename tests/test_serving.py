@@ -123,6 +123,9 @@ def _bad_inputs():
 
     def encoded(value):
         return json.dumps(value).encode()
+    deeply_nested = 0.5  # parses as JSON, but numpy arrays have at most 32 dimensions
+    for _ in range(40):
+        deeply_nested = [deeply_nested]
     return [
         ("wrong content type", "/predict", b"hello", "text/plain", 415),
         ("no content type", "/predict", b"hello", None, 415),
@@ -134,6 +137,11 @@ def _bad_inputs():
         ("image dimensions over the limit", "/predict", big, "image/png", 413),
         ("malformed JSON", "/predict", b'{"image": [1, 2', "application/json", 400),
         ("JSON without image", "/predict", b'{"picture": []}', "application/json", 400),
+        ("JSON nested too deeply to parse", "/predict", b'{"image": ' + b"[" * 100_000, "application/json", 400),
+        ("integer beyond float64's range", "/predict", encoded({"image": [[10 ** 310] * 28] * 28}),
+         "application/json", 400),
+        ("integer of over 4,300 digits", "/predict", b'{"image": ' + b"1" * 5000 + b"}", "application/json", 400),
+        ("array of more than 32 dimensions", "/predict", encoded({"image": deeply_nested}), "application/json", 400),
         ("wrong array shape", "/predict", encoded({"image": [[0.5] * 27] * 28}), "application/json", 400),
         ("ragged array", "/predict", encoded({"image": [[0.5] * 28, [0.5]]}), "application/json", 400),
         ("strings in the array", "/predict", encoded({"image": [["a"] * 28] * 28}), "application/json", 400),

@@ -138,8 +138,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _json_images(body: bytes, key: str) -> list:
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except ValueError as error:  # also bad UTF-8, and integers of over 4,300 digits
         raise BadRequest(400, f"body is not valid JSON ({error})") from None
+    except RecursionError:  # json's parser recurses once per nesting level: "[[[[..." exhausts the stack
+        raise BadRequest(400, "body is not valid JSON (nested too deeply)") from None
     if not isinstance(payload, dict) or key not in payload:
         raise BadRequest(400, f'JSON body must be an object with "{key}"')
     return payload[key]
@@ -149,7 +151,7 @@ def _array_input(value, name: str) -> np.ndarray:
     """A JSON 28x28 array of numbers in [0, 1] -> float32 (1, 28, 28)."""
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: an integer beyond float64's range
         raise BadRequest(400, f"{name}: must be a 28x28 array of numbers") from None
     if array.shape not in ((28, 28), (784,)):
         raise BadRequest(400, f"{name}: expected shape (28, 28) or (784,), got {array.shape}")
