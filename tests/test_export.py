@@ -83,6 +83,38 @@ def test_a_bad_onnx_file_is_a_one_line_error(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "bad.onnx" in err
 
 
+def _linear_onnx(path, classes: int, metadata: dict[str, str]) -> None:
+    """An ONNX file from elsewhere: (N, 1, 28, 28) -> (N, CLASSES) by one matrix, with METADATA."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    weight = numpy_helper.from_array(np.full((784, classes), 0.01, np.float32), "w")
+    shape = numpy_helper.from_array(np.array([-1, 784], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["y"])],
+        "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])], initializer=[weight, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def test_an_onnx_file_with_other_than_ten_outputs_is_refused_when_loaded(tmp_path, capsys):
+    _linear_onnx(tmp_path / "five.onnx", 5, {})
+    assert main(["predict", "--model", str(tmp_path / "five.onnx"), "examples/seven.png"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "five.onnx: expected one output of shape (N, 10)" in err
+
+
+def test_unreadable_lenet_metadata_of_an_onnx_file_is_reported_as_unknown(tmp_path):
+    from lenet.serving import model_info
+    _linear_onnx(tmp_path / "odd.onnx", 10, {"lenet.step": "abc", "lenet.recipe": "{bad", "lenet.model": "m"})
+    predictor = OnnxPredictor(tmp_path / "odd.onnx")
+    assert predictor(np.zeros((2, 28, 28), np.float32)).shape == (2, 10)
+    info = model_info(predictor.metadata)
+    assert (info["model"], info["recipe"], info["step"], info["test_accuracy"]) == ("m", None, None, None)
+
+
 def test_eval_of_an_onnx_file_matches_eval_of_its_model_directory(mnist_model_dir, onnx_file, capsys):
     assert main(["eval", "--model-dir", str(mnist_model_dir[0]), "--json", "--no-tensorboard"]) == 0
     from_dir = json.loads(capsys.readouterr().out)

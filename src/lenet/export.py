@@ -19,6 +19,7 @@ from torch import nn
 from .checkpoint import load_model
 from .data import atomic_write_bytes
 from .errors import LenetError
+from .models import NUM_CLASSES
 
 FORMATS = ("onnx", "pt2", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -115,6 +116,10 @@ class OnnxPredictor:
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, 28, 28]:
             raise LenetError(f"{path}: expected one input of shape (N, 1, 28, 28), "
                              f"got {[(i.name, i.shape) for i in inputs]}")
+        outputs = self.session.get_outputs()
+        if len(outputs) != 1 or list(outputs[0].shape[1:]) != [NUM_CLASSES]:
+            raise LenetError(f"{path}: expected one output of shape (N, {NUM_CLASSES}), "
+                             f"got {[(o.name, o.shape) for o in outputs]}")
         self.input_name = inputs[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 

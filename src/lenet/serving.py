@@ -17,6 +17,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -102,6 +103,15 @@ class InferenceWorker:
                 offset += len(inputs)
 
 
+def _parsed(text: str | None, parse: Callable[[str], object]) -> object:
+    """An ONNX file's metadata value parsed, or None when it is missing or unreadable: the file may
+    come from elsewhere, and what /model reports is no reason to refuse a model that predicts."""
+    try:
+        return parse(text) if text else None
+    except (ValueError, RecursionError):
+        return None
+
+
 def model_info(metadata: dict) -> dict:
     """What GET /model reports, from a checkpoint's metadata or an ONNX file's lenet.* properties."""
     if "recipe" in metadata:  # a model directory's checkpoint
@@ -109,11 +119,10 @@ def model_info(metadata: dict) -> dict:
                 "step": metadata["step"], "test_accuracy": metadata.get("metrics", {}).get("test_accuracy"),
                 "weights_sha256": metadata.get("weights_sha256"),
                 "evaluation_weights": metadata.get("evaluation_weights")}
-    recipe = json.loads(metadata.get("lenet.recipe", "{}"))
-    accuracy = metadata.get("lenet.test_accuracy")
-    return {"model": metadata.get("lenet.model"), "recipe": recipe.get("name"),
-            "step": int(metadata["lenet.step"]) if metadata.get("lenet.step") else None,
-            "test_accuracy": float(accuracy) if accuracy else None,
+    recipe = _parsed(metadata.get("lenet.recipe"), json.loads)
+    return {"model": metadata.get("lenet.model"), "recipe": recipe.get("name") if isinstance(recipe, dict) else None,
+            "step": _parsed(metadata.get("lenet.step"), int),
+            "test_accuracy": _parsed(metadata.get("lenet.test_accuracy"), float),
             "weights_sha256": metadata.get("lenet.weights_sha256"),
             "evaluation_weights": metadata.get("lenet.evaluation_weights")}
 
