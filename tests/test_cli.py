@@ -66,7 +66,9 @@ def test_train_eval_resume_through_the_command_line(tmp_path, mnist, capsys):
     assert out.startswith(f"training mlp-ema (mlp) on 55,000 images into {model_dir} for 40 steps")
     assert "step 40: validation accuracy" in out and "test accuracy" in out
     assert main(["train", "--steps", "60", *common, "--json"]) == 0  # resumes the stored recipe
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0].endswith("for 60 steps on cpu, resuming from step 40") and "step 60:" in err
+    result = json.loads(out)  # with --json, stdout holds only the result; the log lines go to stderr
     assert result["step"] == 60
     assert main(["eval", "--model-dir", model_dir, "--split", "validation", "--json"]) == 0
     evaluation = json.loads(capsys.readouterr().out)

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from . import __version__
 from .checkpoint import list_checkpoints
@@ -51,10 +52,11 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 class _Progress:
-    """A progress bar with log lines above it on a terminal; plain lines otherwise (CI logs)."""
+    """A progress bar with log lines above it on a terminal; plain lines otherwise (CI logs). The
+    lines go to OUT: stdout, or stderr when stdout carries JSON."""
 
-    def __init__(self, total: int, initial: int):
-        self.bar = None
+    def __init__(self, total: int, initial: int, out: TextIO):
+        self.bar, self.out = None, out
         if sys.stderr.isatty():
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
@@ -78,9 +80,9 @@ class _Progress:
         else:
             line = f"step {event['step']}: checkpoint {event['path']}"
         if self.bar is not None:
-            self.bar.write(line)
+            self.bar.write(line, file=self.out)
         else:
-            print(line, flush=True)
+            print(line, file=self.out, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -113,8 +115,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
     training_images = len(data.train_labels) + (len(data.val_labels) if recipe.train_on_validation else 0)
+    resumed_from = (list_checkpoints(args.model_dir) or [0])[-1]
+    log = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the result
     print(f"training {recipe.name} ({recipe.model}) on {training_images:,} images into {args.model_dir} "
-          f"for {recipe.total_steps} steps on {args.device}", flush=True)
+          f"for {recipe.total_steps} steps on {args.device}" +
+          (f", resuming from step {resumed_from}" if resumed_from else ""), file=log, flush=True)
     interrupted = []
 
     def request_stop(signum, frame):
@@ -124,8 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, request_stop)
-    resumed_from = (list_checkpoints(args.model_dir) or [0])[-1]  # the bar starts where training does
-    progress = _Progress(recipe.total_steps, resumed_from)
+    progress = _Progress(recipe.total_steps, resumed_from, log)  # the bar starts where training does
     try:
         result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted),
                        args.tensorboard, args.histogram_every,
@@ -320,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="train a recipe into a model directory (resumes if it exists)")
     p.add_argument("--recipe", help="recipe name (default: the directory's recipe when resuming, else tutorial-cnn)")
     p.add_argument("--model-dir", required=True, help="where checkpoints and recipe.json go")
-    p.add_argument("--json", action="store_true", help="print the final result as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the final result as JSON on stdout (log lines then go to stderr)")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                    help="write TensorBoard events under MODEL_DIR/events (default: on)")
     p.add_argument("--histogram-every", type=int, default=1000, metavar="N",
