@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from lenet.cli import main
@@ -64,4 +65,10 @@ def test_bad_files_get_one_line_errors_and_the_rest_are_still_predicted(tmp_path
     errors = err.strip().splitlines()
     assert len(errors) == 5
     for line, f in zip(errors, files):
-        assert line.startswith(f"lenet: {f}: ")
+        assert line.startswith(f"lenet: error: {f}: ")
+
+
+@pytest.mark.parametrize("k", ["0", "11"])
+def test_top_k_outside_the_ten_classes_is_refused(synthetic_model_dir, capsys, k):
+    assert main(["predict", "--model-dir", str(synthetic_model_dir), "--top-k", k, str(EXAMPLE)]) == 1
+    assert capsys.readouterr().err.strip() == f"lenet: error: --top-k must be from 1 to 10, got {k}"

@@ -17,7 +17,7 @@ from .data import load_mnist
 from .errors import LenetError
 from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
 from .export import FORMATS as EXPORT_FORMATS, export_model, is_onnx_file
-from .models import build_model, list_models
+from .models import NUM_CLASSES, build_model, list_models
 from .predict import load_predictor, predict_files
 from .recipes import RECIPES, Recipe
 from .summary import format_summary, summarize
@@ -226,14 +226,14 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    if args.top_k < 1:
-        raise LenetError("--top-k must be at least 1")
+    if not 1 <= args.top_k <= NUM_CLASSES:
+        raise LenetError(f"--top-k must be from 1 to {NUM_CLASSES}, got {args.top_k}")
     predictor, _ = load_predictor(args.model_dir, resolve_device(args.device))
     failures = 0
     for result in predict_files(predictor, args.files, args.top_k):
         if "error" in result:
             failures += 1
-            print(f"lenet: {result['error']}", file=sys.stderr)
+            print(f"lenet: error: {result['error']}", file=sys.stderr)
             continue
         if args.json:
             print(json.dumps({k: v for k, v in result.items() if k != "top_k"} |
