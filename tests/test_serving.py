@@ -4,6 +4,7 @@ import asyncio
 import io
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -163,6 +164,61 @@ def test_bad_input_gets_a_4xx_json_error_and_the_server_keeps_answering(server, 
     _, path, body, content_type, expected_status = case
     status, payload = request(server, path, body, content_type)
     assert status == expected_status and isinstance(payload["error"], str) and payload["error"]
+    assert request(server, "/health") == (200, {"status": "ok"})
+
+
+def _random_json_text(rng: random.Random, depth: int = 0) -> str:
+    """JSON text of any shape, weighted toward what the API reads (lists of lists of numbers), with
+    what json.dumps never writes: integers of thousands of digits, deep nesting, cut-off text."""
+    kind = rng.randrange(10 if depth < 3 else 6)
+    if kind == 0:
+        return rng.choice(["0", "1", "-1", "255", "1e999", "NaN", "-Infinity", "1" * rng.choice([20, 310, 5000]),
+                           "null", "true", '"7"', '"\\u0000"', "{}", "[" * rng.choice([2, 40, 100_000])])
+    if kind <= 5:
+        return repr(rng.random())
+    if kind <= 8:
+        length = rng.choice([0, 1, 27, 28, 29, 784, 3])
+        return "[" + ",".join(_random_json_text(rng, depth + 1) for _ in range(length if depth < 2 else 3)) + "]"
+    return "{" + f'"{rng.choice(["image", "images", "x"])}": ' + _random_json_text(rng, depth + 1) + "}"
+
+
+def _random_body(rng: random.Random, seven: bytes) -> tuple[str, bytes, str | None]:
+    kind = rng.randrange(5)
+    if kind == 0:  # a real picture with a few bytes changed
+        body = bytearray(seven)
+        for _ in range(rng.randrange(1, 20)):
+            body[rng.randrange(len(body))] = rng.randrange(256)
+        return "/predict", bytes(body), rng.choice(["image/png", "image/jpeg", "image/gif"])
+    if kind == 1:  # bytes of no format
+        return "/predict", rng.randbytes(rng.randrange(300)), rng.choice(["image/png", "application/json", None])
+    if kind == 2:  # JSON of any shape for either endpoint, sometimes cut off
+        key = rng.choice(["image", "images"])
+        text = f'{{"{key}": {_random_json_text(rng)}}}' if rng.random() < 0.8 else _random_json_text(rng)
+        if rng.random() < 0.1:
+            text = text[:rng.randrange(len(text) + 1)]
+        return rng.choice(["/predict", "/predict/batch"]), text.encode(), "application/json"
+    if kind == 3:  # multipart with a damaged picture or a field of another name
+        name = rng.choice(["file", "other"])
+        part = seven[:rng.randrange(len(seven))]
+        body = (f'--b\r\nContent-Disposition: form-data; name="{name}"; filename="a.png"\r\n\r\n'.encode()
+                + part + b"\r\n--b--\r\n")
+        return rng.choice(["/predict", "/predict/batch"]), body, "multipart/form-data; boundary=b"
+    top_k = rng.choice(["0", "1", "10", "11", "-3", "x", "", "1e3"])
+    return f"/predict?top_k={top_k}&include_input={rng.choice(['1', 'no'])}", seven, "image/png"
+
+
+def test_random_requests_get_a_json_answer_and_never_a_server_error(server):
+    # Seeded fuzzing: each body is valid or refused with a 4xx JSON error; request() fails on a
+    # non-JSON answer such as a 500's plain-text page.
+    rng = random.Random(0)
+    seven = open("examples/seven.png", "rb").read()
+    statuses = []
+    for _ in range(150):
+        path, body, content_type = _random_body(rng, seven)
+        status, payload = request(server, path, body, content_type)
+        assert status < 500 and (status == 200 or isinstance(payload["error"], str)), (path, body[:100], payload)
+        statuses.append(status)
+    assert 200 in statuses and 400 in statuses  # both kinds of answer were exercised
     assert request(server, "/health") == (200, {"status": "ok"})
 
 
