@@ -1,10 +1,12 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
+from lenet.checkpoint import list_checkpoints
 from lenet.cli import main
 from lenet.recipes import get_recipe
 
@@ -85,6 +87,32 @@ def test_console_script_runs_as_a_process(tmp_path):
     lenet = os.path.join(os.path.dirname(sys.executable), "lenet")
     done = subprocess.run([lenet, "summary", "mlp"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "392,500" in done.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_training_process_saves_a_checkpoint_and_resumes_from_it(tmp_path, mnist, signum):
+    # mnist: the process reads real MNIST from $LENET_DATA_DIR.
+    lenet = os.path.join(os.path.dirname(sys.executable), "lenet")
+    model_dir = tmp_path / "mlp"
+    process = subprocess.Popen([lenet, "train", "--recipe", "mlp-ema", "--model-dir", str(model_dir),
+                                "--steps", "1000000", "--log-every-steps", "50", "--no-tensorboard"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stdout:  # wait until training is under way
+            if line.startswith("step 50:"):
+                break
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum
+    assert f"{signum.name}: stopping after this step" in err and "run the same command again to resume" in err
+    saved = list_checkpoints(model_dir)
+    assert len(saved) == 1 and 50 <= saved[0] < 1_000_000 and f"checkpoint {model_dir}" in out
+    resumed = subprocess.run([lenet, "train", "--model-dir", str(model_dir), "--steps", str(saved[0] + 10),
+                              "--no-tensorboard", "--json"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and f"resuming from step {saved[0]}" in resumed.stderr
+    assert json.loads(resumed.stdout)["step"] == saved[0] + 10
 
 
 def test_plot_command_lists_the_pictures_it_wrote(mnist_model_dir, tmp_path, capsys):

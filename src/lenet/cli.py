@@ -123,12 +123,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     interrupted = []
 
     def request_stop(signum, frame):
-        if interrupted:  # a second Ctrl-C stops at once
+        if interrupted:  # a second Ctrl-C (or kill) stops at once
             raise KeyboardInterrupt
         interrupted.append(signum)
-        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+              f"(Ctrl-C again to abort)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, request_stop)
+    # Ctrl-C, and the SIGTERM of `kill`, job schedulers and containers stopping, save the run.
+    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     progress = _Progress(recipe.total_steps, resumed_from, log)  # the bar starts where training does
     try:
         result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted),
@@ -136,10 +138,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                        Execution(args.precision, args.channels_last, args.compile, args.deterministic))
     finally:
         progress.close()
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if interrupted:
         print(f"interrupted at step {result['step']}; run the same command again to resume", file=sys.stderr)
-        return 130
+        return 128 + interrupted[0]  # the shell's code for death by that signal: 130 for Ctrl-C
     print(json.dumps(result) if args.json else
           f"done: step {result['step']}, test accuracy {result.get('test_accuracy', float('nan')):.4f}; "
           f"{result['train_seconds']:.1f} s training" +
