@@ -50,8 +50,10 @@ def test_bad_fields_fail_naming_the_field(field, value, message):
 @pytest.mark.parametrize("field, value, expected", [
     ("total_steps", "x", "total_steps: expected an integer, got 'x'"),
     ("total_steps", 10.5, "total_steps: expected an integer"),
-    ("learning_rate", None, "learning_rate: expected a number, got None"),
-    ("l2_rate", True, "l2_rate: expected a number, got True"),
+    ("learning_rate", None, "learning_rate: expected a finite number, got None"),
+    ("l2_rate", True, "l2_rate: expected a finite number, got True"),
+    ("momentum", float("nan"), "momentum: expected a finite number, got nan"),
+    ("weight_decay", float("inf"), "weight_decay: expected a finite number, got inf"),
     ("lr_staircase", 1, "lr_staircase: expected true or false"),
     ("model", 5, "model: expected a string"),
 ])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from .augment import AUGMENTATIONS
@@ -14,7 +15,7 @@ LOSS_REDUCTIONS = ("mean", "sum")
 LR_SCHEDULES = ("exponential", "one-cycle")
 # The Python types a field's annotation allows (an int is a valid float; a bool is not a number).
 _FIELD_TYPES = {"str": (str,), "float": (int, float), "int": (int,), "bool": (bool,)}
-_TYPE_NAMES = {"str": "a string", "float": "a number", "int": "an integer", "bool": "true or false"}
+_TYPE_NAMES = {"str": "a string", "float": "a finite number", "int": "an integer", "bool": "true or false"}
 
 
 def _help(text: str, **kwargs):
@@ -62,7 +63,8 @@ class Recipe:
     def __post_init__(self):
         for f in dataclasses.fields(self):  # a recipe.json edited by hand may hold any JSON value
             value = getattr(self, f.name)
-            if not isinstance(value, _FIELD_TYPES[f.type]) or (f.type != "bool" and isinstance(value, bool)):
+            if (not isinstance(value, _FIELD_TYPES[f.type]) or (f.type != "bool" and isinstance(value, bool))
+                    or (f.type == "float" and not math.isfinite(value))):
                 raise LenetError(f"recipe field {f.name}: expected {_TYPE_NAMES[f.type]}, got {value!r}")
         if self.model not in list_models():
             raise LenetError(f"recipe field model: unknown model {self.model!r}; "
