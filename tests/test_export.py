@@ -107,12 +107,15 @@ def test_an_onnx_file_with_other_than_ten_outputs_is_refused_when_loaded(tmp_pat
 
 
 def test_unreadable_lenet_metadata_of_an_onnx_file_is_reported_as_unknown(tmp_path):
+    from lenet.evaluation import onnx_logits
     from lenet.serving import model_info
     _linear_onnx(tmp_path / "odd.onnx", 10, {"lenet.step": "abc", "lenet.recipe": "{bad", "lenet.model": "m"})
     predictor = OnnxPredictor(tmp_path / "odd.onnx")
     assert predictor(np.zeros((2, 28, 28), np.float32)).shape == (2, 10)
-    info = model_info(predictor.metadata)
+    info = model_info(predictor.metadata)  # GET /model of `lenet serve`
     assert (info["model"], info["recipe"], info["step"], info["test_accuracy"]) == ("m", None, None, None)
+    logits, step = onnx_logits(tmp_path / "odd.onnx", torch.zeros(3, 28, 28, dtype=torch.uint8))  # eval, ensemble
+    assert logits.shape == (3, 10) and step is None
 
 
 def test_eval_of_an_onnx_file_matches_eval_of_its_model_directory(mnist_model_dir, onnx_file, capsys):

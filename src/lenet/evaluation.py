@@ -14,7 +14,7 @@ from .augment import TTA_SHIFTS, shifted
 from .checkpoint import list_checkpoints, load_model
 from .data import Mnist, to_float
 from .errors import LenetError
-from .export import OnnxPredictor, is_onnx_file
+from .export import OnnxPredictor, is_onnx_file, onnx_model_info
 from .models import NUM_CLASSES
 from .tensorboard import write_eval_events
 
@@ -127,8 +127,7 @@ def onnx_logits(path: str | Path, images: torch.Tensor, batch_size: int = 1000,
     CPU as `lenet predict` and `lenet serve` run it, and the training step stored in the file."""
     predictor = OnnxPredictor(path)
     logits = logits_in_batches(images, batch_size, lambda batch: predictor.logits(to_float(batch).numpy()), progress)
-    step = predictor.metadata.get("lenet.step")
-    return logits, (int(step) if step else None)
+    return logits, onnx_model_info(predictor.metadata)["step"]
 
 
 def evaluate_onnx(path: str | Path, data: Mnist, split: str = "test", top_k: int = 5,

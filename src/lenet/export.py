@@ -11,6 +11,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -47,6 +48,24 @@ def export_metadata(metadata: dict) -> dict[str, str]:
         "lenet.evaluation_weights": metadata.get("evaluation_weights", "trained"),
         "lenet.input_format": INPUT_FORMAT,
     }
+
+
+def _parsed(text: str | None, parse: Callable[[str], object]) -> object:
+    try:
+        return parse(text) if text else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def onnx_model_info(properties: dict[str, str]) -> dict:
+    """What an ONNX file's lenet.* properties (export_metadata) say, each value None when missing or
+    unreadable: the file may come from elsewhere, and that is no reason to refuse a model that predicts."""
+    recipe = _parsed(properties.get("lenet.recipe"), json.loads)
+    return {"model": properties.get("lenet.model"), "recipe": recipe.get("name") if isinstance(recipe, dict) else None,
+            "step": _parsed(properties.get("lenet.step"), int),
+            "test_accuracy": _parsed(properties.get("lenet.test_accuracy"), float),
+            "weights_sha256": properties.get("lenet.weights_sha256"),
+            "evaluation_weights": properties.get("lenet.evaluation_weights")}
 
 
 def export_onnx(model: nn.Module, metadata: dict) -> bytes:

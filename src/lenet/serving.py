@@ -17,7 +17,6 @@ import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .errors import LenetError
+from .export import onnx_model_info
 from .predict import Predictor, load_predictor, top_k
 from .preprocess import array_to_inputs, image_to_input
 
@@ -103,15 +103,6 @@ class InferenceWorker:
                 offset += len(inputs)
 
 
-def _parsed(text: str | None, parse: Callable[[str], object]) -> object:
-    """An ONNX file's metadata value parsed, or None when it is missing or unreadable: the file may
-    come from elsewhere, and what /model reports is no reason to refuse a model that predicts."""
-    try:
-        return parse(text) if text else None
-    except (ValueError, RecursionError):
-        return None
-
-
 def model_info(metadata: dict) -> dict:
     """What GET /model reports, from a checkpoint's metadata or an ONNX file's lenet.* properties."""
     if "recipe" in metadata:  # a model directory's checkpoint
@@ -119,12 +110,7 @@ def model_info(metadata: dict) -> dict:
                 "step": metadata["step"], "test_accuracy": metadata.get("metrics", {}).get("test_accuracy"),
                 "weights_sha256": metadata.get("weights_sha256"),
                 "evaluation_weights": metadata.get("evaluation_weights")}
-    recipe = _parsed(metadata.get("lenet.recipe"), json.loads)
-    return {"model": metadata.get("lenet.model"), "recipe": recipe.get("name") if isinstance(recipe, dict) else None,
-            "step": _parsed(metadata.get("lenet.step"), int),
-            "test_accuracy": _parsed(metadata.get("lenet.test_accuracy"), float),
-            "weights_sha256": metadata.get("lenet.weights_sha256"),
-            "evaluation_weights": metadata.get("lenet.evaluation_weights")}
+    return onnx_model_info(metadata)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
