@@ -94,13 +94,18 @@ def test_a_stopped_training_process_saves_a_checkpoint_and_resumes_from_it(tmp_p
     # mnist: the process reads real MNIST from $LENET_DATA_DIR.
     lenet = os.path.join(os.path.dirname(sys.executable), "lenet")
     model_dir = tmp_path / "mlp"
-    process = subprocess.Popen([lenet, "train", "--recipe", "mlp-ema", "--model-dir", str(model_dir),
-                                "--steps", "1000000", "--log-every-steps", "50", "--no-tensorboard"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [lenet, "train", "--recipe", "mlp-ema", "--model-dir", str(model_dir),
+               "--steps", "1000000", "--log-every-steps", "50", "--no-tensorboard"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in process.stdout:  # wait until training is under way
             if line.startswith("step 50:"):
                 break
+        if signum == signal.SIGTERM:  # once is enough: a second run into the same directory is refused
+            second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            assert second.returncode == 1 and second.stderr.splitlines()[-1] == (
+                f"lenet: error: {model_dir}: another training run is writing into this directory "
+                f"(process {process.pid}); wait for it to end or use another --model-dir")
         process.send_signal(signum)
         out, err = process.communicate(timeout=120)
     finally:

@@ -185,6 +185,25 @@ def test_resume_refuses_a_changed_recipe_but_may_extend_steps(tmp_path, syntheti
     assert train(extended, tmp_path, synthetic)["step"] == 8
 
 
+def test_a_second_run_into_a_directory_in_training_is_refused_and_the_first_goes_on(tmp_path, synthetic):
+    recipe = _fast("mlp-ema", total_steps=10)
+    refusals = []
+
+    def start_another_run() -> bool:  # called by the first run after each of its steps
+        if not refusals:
+            with pytest.raises(LenetError) as refused:
+                train(recipe, tmp_path, synthetic)
+            refusals.append(str(refused.value))
+        return False
+
+    assert train(recipe, tmp_path, synthetic, stop_requested=start_another_run)["step"] == 10
+    assert refusals == [f"{tmp_path}: another training run is writing into this directory (process {os.getpid()}); "
+                        f"wait for it to end or use another --model-dir"]
+    assert list_checkpoints(tmp_path) == [10]
+    assert train(override(recipe, total_steps=12), tmp_path, synthetic)["step"] == 12  # released when it ended
+    assert (tmp_path / "train.lock").read_text() == ""  # names no process when none holds it
+
+
 def test_smoke_real_mnist_a_few_hundred_steps_beat_95_percent(mnist_model_dir):
     _, result = mnist_model_dir
     assert result["step"] == 300 and result["test_accuracy"] > 0.95

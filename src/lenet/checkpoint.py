@@ -5,14 +5,23 @@ For step N a checkpoint is three files, written in this order, each atomically:
   state-N.safetensors   what resuming needs besides: raw weights, optimizer tensors, RNG state
   model-N.json          recipe, step, metrics, dataset and weight checksums, optimizer settings
 The JSON is written last, so a checkpoint exists exactly when its JSON does. Nothing is pickled.
+A training run holds train.lock in the directory, so that two runs never write into one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
+from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not guarded against a second writer
+    fcntl = None
 
 import torch
 from safetensors import SafetensorError
@@ -27,6 +36,7 @@ from .recipes import Recipe
 
 FORMAT = "lenet-checkpoint-1"
 RECIPE_FILE = "recipe.json"
+LOCK_FILE = "train.lock"
 _SIDECAR = re.compile(r"^model-(\d+)\.json$")
 
 
@@ -63,6 +73,35 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise LenetError(f"{path}: cannot read ({error.strerror})") from None
     except (SafetensorError, ValueError) as error:
         raise LenetError(f"{path}: not a valid safetensors file ({error})") from None
+
+
+@contextlib.contextmanager
+def claim_model_dir(model_dir: str | Path) -> Iterator[None]:
+    """Create MODEL_DIR if needed and hold it for one training run; a second claim is refused.
+
+    The claim is an advisory lock (flock) on MODEL_DIR/train.lock, which also names the holding
+    process. The system drops the lock when its process ends, however it ends: a killed run leaves
+    no stale claim behind.
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with open(model_dir / LOCK_FILE, "a+") as lock:
+        if fcntl:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip()
+                raise LenetError(f"{model_dir}: another training run is writing into this directory"
+                                 f"{f' (process {holder})' if holder.isdigit() else ''}; "
+                                 f"wait for it to end or use another --model-dir") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
 
 
 def list_checkpoints(model_dir: str | Path) -> list[int]:

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import distort
-from .checkpoint import RECIPE_FILE, list_checkpoints, load_weights, read_checkpoint, read_json, \
-    save_checkpoint, write_json
+from .checkpoint import RECIPE_FILE, claim_model_dir, list_checkpoints, load_weights, read_checkpoint, \
+    read_json, save_checkpoint, write_json
 from .data import BatchOrder, Mnist, to_float
 from .errors import LenetError
 from .evaluation import batched_logits, evaluate, metrics_from_logits
@@ -302,13 +302,20 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu
     STOP_REQUESTED returns true the loop saves a checkpoint after the current step and returns.
     TENSORBOARD writes event files under MODEL_DIR/events/train, with weight and gradient
     histograms every HISTOGRAM_EVERY_STEPS steps. EXECUTION says how to compute (see Execution).
+    One run at a time trains in a model directory: while this one runs, another is refused.
     """
-    report = report or (lambda event: None)
-    model_dir = Path(model_dir)
+    with claim_model_dir(model_dir):
+        return _train_claimed(recipe, Path(model_dir), data, device, report or (lambda event: None), stop_requested,
+                              tensorboard, histogram_every_steps, execution)
+
+
+def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: str, report: Report,
+                   stop_requested: Callable[[], bool] | None, tensorboard: bool, histogram_every_steps: int,
+                   execution: Execution) -> dict:
+    """train()'s work, once the model directory is claimed."""
     recipe_path = model_dir / RECIPE_FILE
     if recipe_path.exists():
         check_resumable(Recipe.from_dict(read_json(recipe_path), str(recipe_path)), recipe, model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
     write_json(recipe_path, recipe.to_dict())
     device = resolve_device(device)
 
