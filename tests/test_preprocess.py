@@ -87,6 +87,11 @@ def test_arrays_are_checked_and_scaled():
                          (np.full((28, 28), 2.0), r"\[0, 1\]"), (np.zeros((28, 28), bool), "dtype")]:
         with pytest.raises(LenetError, match=message):
             array_to_inputs(bad, "a")
+    # 0..255 in an integer array other than uint8 (np.array of a list of ints) gets a hint.
+    with pytest.raises(LenetError) as refused:
+        array_to_inputs(np.full((28, 28), 255, np.int64), "a")
+    assert str(refused.value) == "a: values must lie in [0, 1] (got 255..255); " \
+                                 "for pixel values 0..255 use a uint8 array, not int64"
     with pytest.raises(LenetError, match="2-D"):
         normalize_digit(np.zeros((2, 2, 2)))
 

@@ -134,7 +134,7 @@ def read_checkpoint(model_dir: str | Path, step: int | None = None
     """(metadata, evaluation weights, state tensors) of checkpoint STEP, the newest by default."""
     model_dir = Path(model_dir)
     if model_dir.is_file():
-        raise LenetError(f"{model_dir}: a file, not a model directory (exported models end in .onnx)")
+        raise LenetError(f"{model_dir}: a file, not a model directory (of exported models lenet runs .onnx files only)")
     steps = list_checkpoints(model_dir)
     if not steps:
         raise LenetError(f"{model_dir}: no checkpoint found (train one with `lenet train --model-dir {model_dir}`)")

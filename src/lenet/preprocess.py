@@ -97,16 +97,19 @@ def image_to_input(payload: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS
 def array_to_inputs(array: np.ndarray, name: str) -> np.ndarray:
     """An array already in MNIST form -> float32 (N, 28, 28) in [0, 1].
 
-    Accepts (28, 28), (N, 28, 28) or (N, 784); uint8 is scaled by 1/255, floats must lie in [0, 1].
+    Accepts (28, 28), (N, 28, 28) or (N, 784); uint8 is scaled by 1/255, other numbers must lie in [0, 1].
     """
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     elif np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
+        original_dtype = array.dtype
         array = array.astype(np.float32)
         if not np.isfinite(array).all():
             raise LenetError(f"{name}: array contains NaN or infinite values")
         if array.size and (array.min() < 0.0 or array.max() > 1.0):
-            raise LenetError(f"{name}: float values must lie in [0, 1] (got {array.min():g}..{array.max():g})")
+            hint = (f"; for pixel values 0..255 use a uint8 array, not {original_dtype}"
+                    if np.issubdtype(original_dtype, np.integer) and array.max() > 1.0 else "")
+            raise LenetError(f"{name}: values must lie in [0, 1] (got {array.min():g}..{array.max():g}){hint}")
     else:
         raise LenetError(f"{name}: unsupported array dtype {array.dtype}")
     if array.shape == (FIELD, FIELD):

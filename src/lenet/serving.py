@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from .errors import LenetError
 from .export import onnx_model_info
+from .models import NUM_CLASSES
 from .predict import Predictor, load_predictor, top_k
 from .preprocess import array_to_inputs, image_to_input
 
@@ -210,8 +211,8 @@ async def _read_inputs(request: Request, limits: Limits, batch: bool) -> np.ndar
 
 def _top_k_param(request: Request) -> int:
     value = request.query_params.get("top_k", "3")
-    if not value.isdigit() or not 1 <= int(value) <= 10:
-        raise BadRequest(400, f"top_k must be an integer from 1 to 10, got {value!r}")
+    if not value.isdigit() or not 1 <= int(value) <= NUM_CLASSES:
+        raise BadRequest(400, f"top_k must be an integer from 1 to {NUM_CLASSES}, got {value!r}")
     return int(value)
 
 
