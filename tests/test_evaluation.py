@@ -106,7 +106,8 @@ def test_ensemble_command_prints_members_and_refuses_missing_dirs(synthetic_mode
     assert error.count("\n") == 0 and "missing: no such model directory" in error
 
 
-def test_a_model_trained_on_the_validation_images_is_not_measured_on_them(tmp_path, synthetic, synthetic_model_dir):
+def test_a_model_trained_on_the_validation_images_is_not_measured_on_them(tmp_path, synthetic, synthetic_model_dir,
+                                                                           monkeypatch, capsys):
     train(override(get_recipe("mlp-ema"), total_steps=5, batch_size=50, train_on_validation=True,
                    checkpoint_every_steps=5),
           tmp_path, synthetic, tensorboard=False)
@@ -116,6 +117,12 @@ def test_a_model_trained_on_the_validation_images_is_not_measured_on_them(tmp_pa
     with pytest.raises(LenetError, match="use --split test"):
         evaluate_ensemble([synthetic_model_dir, tmp_path], synthetic, "validation")
     assert evaluate_ensemble([synthetic_model_dir], synthetic, "validation")["examples"] == 150
+    # Watching it: one error at the first checkpoint, not a skipped evaluation at every one.
+    monkeypatch.setattr("lenet.cli.load_mnist", lambda *args, **kwargs: synthetic)
+    monkeypatch.setattr("lenet.cli.watch_checkpoints", lambda model_dir, poll_s: iter([5, 10, 15]))
+    assert main(["eval", "--model-dir", str(tmp_path), "--split", "validation", "--watch"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 2 and error[0].startswith("watching") and error[1].endswith("use --split test")
 
 
 def test_an_ensemble_member_may_be_an_exported_onnx_file(synthetic_model_dir, second_model_dir, synthetic,

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
-from .checkpoint import list_checkpoints
+from .checkpoint import RECIPE_FILE, list_checkpoints, read_json
 from .data import load_mnist
 from .errors import LenetError
-from .evaluation import evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
+from .evaluation import check_held_out, evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
 from .export import FORMATS as EXPORT_FORMATS, export_model, is_onnx_file
 from .models import NUM_CLASSES, build_model, list_models
 from .predict import load_predictor, predict_files
@@ -185,6 +185,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"watching {args.model_dir} for new checkpoints (Ctrl-C to stop)", file=sys.stderr)
     try:
         for step in watch_checkpoints(args.model_dir, args.poll_seconds):
+            # A run that trains on the validation images is refused once, not at each checkpoint.
+            check_held_out(args.model_dir, read_json(Path(args.model_dir) / RECIPE_FILE), args.split)
             try:
                 result = evaluate_checkpoint(args.model_dir, data, args.split, step, args.device, args.top_k,
                                              args.tensorboard, _Count(f"evaluating step {step}"), args.tta)

@@ -99,9 +99,9 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k
     return metrics_from_logits(batched_logits(model, images, progress=progress, tta=tta), labels, top_k)
 
 
-def check_held_out(model_dir: str | Path, metadata: dict, split: str) -> None:
-    """Refuse to measure a model on validation images it was trained on."""
-    if split == "validation" and metadata["recipe"].get("train_on_validation", False):
+def check_held_out(model_dir: str | Path, recipe: dict, split: str) -> None:
+    """Refuse to measure a model on validation images it was trained on (RECIPE as stored in MODEL_DIR)."""
+    if split == "validation" and recipe.get("train_on_validation", False):
         raise LenetError(f"{model_dir}: trained on the validation images too (recipe field train_on_validation); "
                          f"use --split test")
 
@@ -112,7 +112,7 @@ def evaluate_checkpoint(model_dir: str | Path, data: Mnist, split: str = "test",
     """Metrics of a model directory's checkpoint (the newest by default) on one split of DATA,
     also written as TensorBoard events under MODEL_DIR/events/eval-SPLIT when TENSORBOARD."""
     model, metadata = load_model(model_dir, device, step)
-    check_held_out(model_dir, metadata, split)
+    check_held_out(model_dir, metadata["recipe"], split)
     images, labels = data.split(split)
     result = {"step": metadata["step"], "split": split, "tta": tta,
               **evaluate(model, images, labels, top_k, progress, tta)}
@@ -158,7 +158,7 @@ def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test
             logits, step = onnx_logits(source, images)
         else:
             model, metadata = load_model(source, device)
-            check_held_out(source, metadata, split)
+            check_held_out(source, metadata["recipe"], split)
             logits, step = batched_logits(model, images, tta=tta).float().cpu(), metadata["step"]
         wrong = logits.argmax(1) != labels.cpu()
         wrong_by_all &= wrong
