@@ -148,3 +148,10 @@ def test_watch_yields_each_new_checkpoint(tmp_path):
     threading.Timer(0.1, save, args=(2,)).start()
     started = time.monotonic()
     assert next(watcher) == 2 and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf"])
+def test_watch_refuses_a_poll_interval_it_cannot_sleep(synthetic_model_dir, capsys, seconds):
+    # -1 was a ValueError traceback from time.sleep; 0 polled the directory in a busy loop.
+    assert main(["eval", "--model-dir", str(synthetic_model_dir), "--watch", "--poll-seconds", seconds]) == 1
+    assert capsys.readouterr().err.strip() == f"lenet: error: --poll-seconds must be a positive number, got {seconds}"

@@ -83,6 +83,15 @@ def test_a_bad_onnx_file_is_a_one_line_error(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "bad.onnx" in err
 
 
+def test_an_onnx_export_must_be_named_so_that_lenet_knows_it(synthetic_model_dir, tmp_path, capsys):
+    target = tmp_path / "model.txt"
+    assert main(["export", "--model-dir", str(synthetic_model_dir), "--format", "onnx", "-o", str(target)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"lenet: error: {target}: an ONNX export's name must end in .onnx, " \
+                  f"which tells lenet it from a model directory"
+    assert not list(tmp_path.iterdir())
+
+
 def _linear_onnx(path, classes: int, metadata: dict[str, str]) -> None:
     """An ONNX file from elsewhere: (N, 1, 28, 28) -> (N, CLASSES) by one matrix, with METADATA."""
     import onnx

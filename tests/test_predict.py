@@ -69,6 +69,9 @@ def test_bad_files_get_one_line_errors_and_the_rest_are_still_predicted(tmp_path
 
 
 @pytest.mark.parametrize("k", ["0", "11"])
-def test_top_k_outside_the_ten_classes_is_refused(synthetic_model_dir, capsys, k):
-    assert main(["predict", "--model-dir", str(synthetic_model_dir), "--top-k", k, str(EXAMPLE)]) == 1
+@pytest.mark.parametrize("command", [["predict", str(EXAMPLE)], ["eval"], ["ensemble"]])
+def test_top_k_outside_the_ten_classes_is_refused(synthetic_model_dir, capsys, k, command):
+    # eval and ensemble printed "top-0-accuracy 0.0000" for 0 and a top-10 figure for 11.
+    model = ["--model-dir", str(synthetic_model_dir)] if command[0] != "ensemble" else [str(synthetic_model_dir)]
+    assert main([command[0], *model, *command[1:], "--top-k", k]) == 1
     assert capsys.readouterr().err.strip() == f"lenet: error: --top-k must be from 1 to 10, got {k}"

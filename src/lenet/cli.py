@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import signal
 import sys
 import time
@@ -150,6 +151,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_top_k(k: int) -> None:
+    if not 1 <= k <= NUM_CLASSES:
+        raise LenetError(f"--top-k must be from 1 to {NUM_CLASSES}, got {k}")
+
+
 def _print_eval(result: dict, as_json: bool, what: str) -> None:
     """RESULT of evaluation.metrics_from_logits, as JSON or as text headed by WHAT was evaluated."""
     if as_json:
@@ -171,6 +177,9 @@ def _print_eval(result: dict, as_json: bool, what: str) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     resolve_device(args.device)
+    _check_top_k(args.top_k)
+    if not 0 < args.poll_seconds < math.inf:
+        raise LenetError(f"--poll-seconds must be a positive number, got {args.poll_seconds:g}")
     if is_onnx_file(args.model_dir):
         return _eval_onnx(args)
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
@@ -213,6 +222,7 @@ def _eval_onnx(args: argparse.Namespace) -> int:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     resolve_device(args.device)
+    _check_top_k(args.top_k)
     for source in map(Path, args.model_dirs):
         if is_onnx_file(source) and not source.is_file():
             raise LenetError(f"{source}: no such ONNX file")
@@ -231,8 +241,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    if not 1 <= args.top_k <= NUM_CLASSES:
-        raise LenetError(f"--top-k must be from 1 to {NUM_CLASSES}, got {args.top_k}")
+    _check_top_k(args.top_k)
     predictor, _ = load_predictor(args.model_dir, resolve_device(args.device))
     failures = 0
     for result in predict_files(predictor, args.files, args.top_k):

@@ -110,6 +110,9 @@ def export_model(model_dir: str | Path, fmt: str, path: str | Path) -> Path:
     """Export MODEL_DIR's newest evaluation weights (the moving average when the recipe keeps one)."""
     if fmt not in FORMATS:
         raise LenetError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "onnx" and not is_onnx_file(path):  # predict, eval, ensemble and serve go by the suffix
+        raise LenetError(f"{path}: an ONNX export's name must end in .onnx, "
+                         f"which tells lenet it from a model directory")
     model, metadata = load_model(model_dir)
     exporter = {"onnx": export_onnx, "pt2": export_program, "torchscript": export_torchscript}[fmt]
     path = Path(path)
