@@ -18,11 +18,6 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; runs there are not guarded against a second writer
-    fcntl = None
-
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
@@ -33,6 +28,11 @@ from .data import atomic_write_bytes
 from .errors import LenetError
 from .models import build_model
 from .recipes import Recipe
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not guarded against a second writer
+    fcntl = None
 
 FORMAT = "lenet-checkpoint-1"
 RECIPE_FILE = "recipe.json"
