@@ -104,6 +104,13 @@ def test_ensemble_command_prints_members_and_refuses_missing_dirs(synthetic_mode
     assert main(["ensemble", str(synthetic_model_dir), str(tmp_path / "missing")]) == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "missing: no such model directory" in error
+    log_file = tmp_path / "seed-0.log"  # beside model directories, caught by a glob like runs/seed-*
+    log_file.write_text("log")
+    assert main(["ensemble", str(synthetic_model_dir), str(log_file)]) == 1
+    assert capsys.readouterr().err.strip() == f"lenet: error: {log_file}: a file, not a model directory"
+    same_again = str(synthetic_model_dir / ".." / synthetic_model_dir.name)  # would count twice in the mean
+    assert main(["ensemble", str(synthetic_model_dir), str(second_model_dir), same_again]) == 1
+    assert capsys.readouterr().err.strip() == f"lenet: error: {same_again}: given twice"
 
 
 def test_a_model_trained_on_the_validation_images_is_not_measured_on_them(tmp_path, synthetic, synthetic_model_dir,

@@ -223,11 +223,15 @@ def _eval_onnx(args: argparse.Namespace) -> int:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     _check_top_k(args.top_k)
+    seen = set()
     for source in map(Path, args.model_dirs):
         if is_onnx_file(source) and not source.is_file():
             raise LenetError(f"{source}: no such ONNX file")
         if not is_onnx_file(source) and not source.is_dir():
-            raise LenetError(f"{source}: no such model directory")
+            raise LenetError(f"{source}: {'a file, not a' if source.is_file() else 'no such'} model directory")
+        if source.resolve() in seen:  # it would count twice in the mean
+            raise LenetError(f"{source}: given twice")
+        seen.add(source.resolve())
     data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
     result = evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
                                _Count("evaluating models"))
