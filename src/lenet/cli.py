@@ -151,6 +151,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_model_dir(path: Path) -> None:
+    """Refuse PATH unless it is a directory, saying whether it is a file or missing."""
+    if not path.is_dir():
+        raise LenetError(f"{path}: {'a file, not a' if path.is_file() else 'no such'} model directory")
+
+
 def _check_top_k(k: int) -> None:
     if not 1 <= k <= NUM_CLASSES:
         raise LenetError(f"--top-k must be from 1 to {NUM_CLASSES}, got {k}")
@@ -189,8 +195,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                      tta=args.tta)
         _print_eval(result, args.json, f"step {result['step']}")
         return 0
-    if not Path(args.model_dir).is_dir():
-        raise LenetError(f"{args.model_dir}: no such model directory")
+    _require_model_dir(Path(args.model_dir))
     print(f"watching {args.model_dir} for new checkpoints (Ctrl-C to stop)", file=sys.stderr)
     try:
         for step in watch_checkpoints(args.model_dir, args.poll_seconds):
@@ -227,8 +232,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     for source in map(Path, args.model_dirs):
         if is_onnx_file(source) and not source.is_file():
             raise LenetError(f"{source}: no such ONNX file")
-        if not is_onnx_file(source) and not source.is_dir():
-            raise LenetError(f"{source}: {'a file, not a' if source.is_file() else 'no such'} model directory")
+        if not is_onnx_file(source):
+            _require_model_dir(source)
         if source.resolve() in seen:  # it would count twice in the mean
             raise LenetError(f"{source}: given twice")
         seen.add(source.resolve())
