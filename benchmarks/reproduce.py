@@ -15,7 +15,8 @@ from pathlib import Path
 
 from lenet import get_recipe, load_mnist
 from lenet.recipes import SEED_RECIPES, override
-from lenet.training import Execution, train
+from lenet.execution import Execution
+from lenet.training import train
 from machine import describe
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lenet.predict import load_predictor
+from lenet.inference import open_model
 from lenet.preprocess import image_to_input
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seven.png"
@@ -54,7 +54,7 @@ def main() -> None:
     else:
         body, content_type = json.dumps({"image": image_to_input(png, "sample").tolist()}).encode(), "application/json"
 
-    predict, _ = load_predictor(args.model_dir)
+    predict = open_model(args.model_dir).probabilities
     in_process = []
     for _ in range(200):
         start = time.perf_counter()

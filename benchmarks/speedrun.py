@@ -21,7 +21,8 @@ from lenet import get_recipe, load_mnist
 from lenet.checkpoint import load_model
 from lenet.evaluation import evaluate
 from lenet.recipes import override
-from lenet.training import Execution, resolve_device, train
+from lenet.execution import Execution, resolve_device
+from lenet.training import train
 from machine import describe
 
 

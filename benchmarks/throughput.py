@@ -25,9 +25,11 @@ import torch
 from lenet import get_recipe, load_mnist
 from lenet.checkpoint import load_model
 from lenet.data import to_float
-from lenet.export import OnnxPredictor, export_model
+from lenet.execution import Execution, synchronize
+from lenet.export import export_model
+from lenet.inference import open_model
 from lenet.recipes import override
-from lenet.training import Execution, synchronize, train
+from lenet.training import train
 from machine import describe
 
 
@@ -61,7 +63,7 @@ def inference_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int
 def onnx_inference_rate(onnx_path: str, images: torch.Tensor, batch_size: int) -> float:
     """Images/s of lenet's onnxruntime predictor for an exported .onnx file over uint8 IMAGES (CPU)."""
     batches = [to_float(images[i:i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
-    return images_per_second(OnnxPredictor(onnx_path).logits, batches, len(images))
+    return images_per_second(open_model(onnx_path).logits, batches, len(images))
 
 
 def measure(recipe_name: str, steps: int, device: str, infer_batch: int, execution: Execution,

@@ -95,8 +95,9 @@ def test_compare_cpu_puts_lenet_beside_the_pytorch_baseline(mnist, tmp_path):
 
 
 def test_benchmark_options_named_in_the_readme_exist(capsys, monkeypatch):
-    # The README's commands are how the GPU figures get measured: a wrong option costs a lent GPU's time.
-    readme = (BENCHMARKS.parent / "README.md").read_text()
+    # The README's and docs' commands are how the GPU figures get measured: a wrong option costs a lent GPU's time.
+    pages = [BENCHMARKS.parent / "README.md", *sorted((BENCHMARKS.parent / "docs").glob("*.md"))]
+    readme = "\n".join(page.read_text() for page in pages)
     named: dict[str, set[str]] = {}
     for script, rest in re.findall(r"benchmarks/([a-z_/]+\.py)([^`|#\n]*)", readme):
         named.setdefault(script, set()).update(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest))

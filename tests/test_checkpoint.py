@@ -7,13 +7,15 @@ import torch
 from lenet.checkpoint import list_checkpoints, load_model, read_checkpoint, save_checkpoint
 from lenet.errors import LenetError
 from lenet.models import build_model
+from lenet.recipes import get_recipe
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lenet"
 
 
 def _save(model_dir, step, keep=2):
     return save_checkpoint(model_dir, step, {"w": torch.full((2,), float(step))}, {"s": torch.zeros(1)},
-                           {"metrics": {}}, keep)
+                           recipe=get_recipe("mlp-ema"), metrics={}, dataset_sha256={}, optimizer={},
+                           evaluation_weights="trained", keep=keep)
 
 
 def test_retention_keeps_the_newest_and_leaves_no_temporary_files(tmp_path):
@@ -23,8 +25,8 @@ def test_retention_keeps_the_newest_and_leaves_no_temporary_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "model-00000030.json", "model-00000030.safetensors", "model-00000040.json", "model-00000040.safetensors",
         "state-00000030.safetensors", "state-00000040.safetensors"]
-    metadata, weights, state = read_checkpoint(tmp_path)
-    assert metadata["step"] == 40 and weights["w"].tolist() == [40.0, 40.0]
+    checkpoint, weights, state = read_checkpoint(tmp_path)
+    assert checkpoint.step == 40 and weights["w"].tolist() == [40.0, 40.0]
 
 
 def test_tampered_weights_are_refused(tmp_path):
@@ -57,7 +59,8 @@ def test_checkpoint_holds_recipe_step_metrics_and_dataset_checksums(synthetic_mo
 def test_weights_that_do_not_fit_the_network_are_refused(tmp_path, synthetic_model_dir):
     sidecar = sorted(synthetic_model_dir.glob("model-*.json"))[-1]
     metadata = json.loads(sidecar.read_text())
-    save_checkpoint(tmp_path, 1, {"fc1.weight": torch.zeros(3)}, {}, {"recipe": metadata["recipe"]}, 1)
+    save_checkpoint(tmp_path, 1, {"fc1.weight": torch.zeros(3)}, {}, recipe=get_recipe(metadata["recipe"]["name"]),
+                    metrics={}, dataset_sha256={}, optimizer={}, evaluation_weights="trained", keep=1)
     with pytest.raises(LenetError, match="do not fit the network"):
         load_model(tmp_path)
 

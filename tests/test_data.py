@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lenet import data
-from lenet.data import BatchOrder, LenetError, locate_mnist, parse_idx, read_idx, write_idx
+from lenet.data import BatchOrder, LenetError, locate_mnist
+from lenet.idx import parse_idx, read_idx, write_idx
 
 
 def test_idx_round_trip_raw_and_gzip(tmp_path):
@@ -130,7 +131,7 @@ def test_real_mnist_splits_match_the_tensorflow_reader(mnist):
 def test_a_failed_atomic_write_names_the_target_and_leaves_nothing(tmp_path, monkeypatch):
     import tempfile
 
-    from lenet.data import atomic_write_bytes
+    from lenet.files import atomic_write_bytes
 
     def denied(*args, **kwargs):  # as for a directory without write permission (root ignores modes)
         raise PermissionError(13, "Permission denied", str(tmp_path / ".model.onnx.x1y2.tmp"))

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import shutil
 import threading
 import time
 
@@ -12,8 +13,8 @@ from lenet.checkpoint import load_model, save_checkpoint
 from lenet.cli import main
 from lenet.data import to_float
 from lenet.errors import LenetError
-from lenet.evaluation import (CPU_INFERENCE_BATCH, batched_logits, confusion_matrix, evaluate_checkpoint,
-                              evaluate_ensemble, metrics_from_logits, watch_checkpoints)
+from lenet.evaluation import confusion_matrix, evaluate_ensemble, evaluate_model, metrics_from_logits, watch_checkpoints
+from lenet.inference import CPU_INFERENCE_BATCH, batched_logits
 from lenet.recipes import get_recipe, override
 from lenet.training import train
 
@@ -39,7 +40,7 @@ def test_confusion_matrix_rows_are_true_classes():
 
 
 def test_evaluate_checkpoint_reports_step_and_split(synthetic_model_dir, synthetic):
-    result = evaluate_checkpoint(synthetic_model_dir, synthetic, "validation")
+    result = evaluate_model(synthetic_model_dir, synthetic, "validation")
     assert result["step"] == 60 and result["split"] == "validation"
     assert result["examples"] == len(synthetic.val_labels)
     assert sum(map(sum, result["confusion"])) == len(synthetic.val_labels)
@@ -64,7 +65,7 @@ def test_test_time_augmentation_averages_the_shifted_views(synthetic_model_dir, 
     expected = torch.stack(views).mean(0)
     assert torch.allclose(batched_logits(model, images, batch_size=7, tta=True).exp(), expected, atol=1e-6)
     assert not torch.allclose(expected, views[0], atol=1e-4)  # the shifts do change the answer
-    result = evaluate_checkpoint(synthetic_model_dir, synthetic, tta=True, tensorboard=False)
+    result = evaluate_model(synthetic_model_dir, synthetic, tta=True, tensorboard=False)
     assert result["tta"] is True and 0 < result["accuracy"] <= 1
 
 
@@ -76,7 +77,7 @@ def second_model_dir(tmp_path_factory, synthetic):
     return model_dir
 
 
-def test_ensemble_averages_the_members_probabilities(synthetic_model_dir, second_model_dir, synthetic):
+def test_ensemble_averages_the_members_probabilities(synthetic_model_dir, second_model_dir, synthetic, tmp_path):
     result = evaluate_ensemble([synthetic_model_dir, second_model_dir], synthetic)
     probabilities = [torch.softmax(batched_logits(load_model(d)[0], synthetic.test_images), 1)
                      for d in (synthetic_model_dir, second_model_dir)]
@@ -91,13 +92,14 @@ def test_ensemble_averages_the_members_probabilities(synthetic_model_dir, second
     # A model with itself: every error is shared (ten labels are made wrong so that there are errors).
     mislabelled = dataclasses.replace(synthetic, test_labels=torch.cat([(synthetic.test_labels[:10] + 1) % 10,
                                                                         synthetic.test_labels[10:]]))
-    twice = evaluate_ensemble([second_model_dir, second_model_dir], mislabelled)
+    same_weights = shutil.copytree(second_model_dir, tmp_path / "copy")  # the same directory twice is refused
+    twice = evaluate_ensemble([second_model_dir, same_weights], mislabelled)
     assert twice["errors_of_every_member"] == twice["members"][0]["errors"] >= 10
 
 
 def test_ensemble_command_prints_members_and_refuses_missing_dirs(synthetic_model_dir, second_model_dir,
                                                                  tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("lenet.cli.load_mnist", lambda *args, **kwargs: synthetic_mnist())
+    monkeypatch.setattr("lenet.data.load_mnist", lambda *args, **kwargs: synthetic_mnist())
     assert main(["ensemble", str(synthetic_model_dir), str(second_model_dir), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert len(result["members"]) == 2 and result["examples"] == len(synthetic_mnist().test_labels)
@@ -118,15 +120,14 @@ def test_a_model_trained_on_the_validation_images_is_not_measured_on_them(tmp_pa
     train(override(get_recipe("mlp-ema"), total_steps=5, batch_size=50, train_on_validation=True,
                    checkpoint_every_steps=5),
           tmp_path, synthetic, tensorboard=False)
-    assert evaluate_checkpoint(tmp_path, synthetic, "test", tensorboard=False)["examples"] == 150
+    assert evaluate_model(tmp_path, synthetic, "test", tensorboard=False)["examples"] == 150
     with pytest.raises(LenetError, match=r"trained on the validation images too .*; use --split test$"):
-        evaluate_checkpoint(tmp_path, synthetic, "validation", tensorboard=False)
+        evaluate_model(tmp_path, synthetic, "validation", tensorboard=False)
     with pytest.raises(LenetError, match="use --split test"):
         evaluate_ensemble([synthetic_model_dir, tmp_path], synthetic, "validation")
     assert evaluate_ensemble([synthetic_model_dir], synthetic, "validation")["examples"] == 150
     # Watching it: one error at the first checkpoint, not a skipped evaluation at every one.
-    monkeypatch.setattr("lenet.cli.load_mnist", lambda *args, **kwargs: synthetic)
-    monkeypatch.setattr("lenet.cli.watch_checkpoints", lambda model_dir, poll_s: iter([5, 10, 15]))
+    monkeypatch.setattr("lenet.data.load_mnist", lambda *args, **kwargs: synthetic)
     assert main(["eval", "--model-dir", str(tmp_path), "--split", "validation", "--watch"]) == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 2 and error[0].startswith("watching") and error[1].endswith("use --split test")
@@ -147,7 +148,8 @@ def test_an_ensemble_member_may_be_an_exported_onnx_file(synthetic_model_dir, se
 
 def test_watch_yields_each_new_checkpoint(tmp_path):
     def save(step):
-        save_checkpoint(tmp_path, step, {"w": torch.zeros(1)}, {}, {}, keep=5)
+        save_checkpoint(tmp_path, step, {"w": torch.zeros(1)}, {}, recipe=get_recipe("mlp-ema"), metrics={},
+                        dataset_sha256={}, optimizer={}, evaluation_weights="trained", keep=5)
 
     save(1)
     watcher = watch_checkpoints(tmp_path, poll_s=0.01)

@@ -6,8 +6,8 @@ import torch
 
 from lenet.checkpoint import load_model
 from lenet.cli import main
-from lenet.export import INPUT_FORMAT, OnnxPredictor, export_model
-from lenet.predict import predict_probabilities
+from lenet.export import export_model
+from lenet.inference import INPUT_FORMAT, OnnxModel, open_model
 
 
 @pytest.fixture(scope="module")
@@ -17,16 +17,18 @@ def onnx_file(mnist_model_dir, tmp_path_factory):
 
 
 def test_onnx_matches_pytorch_on_the_whole_test_set(mnist_model_dir, onnx_file, mnist):
-    model, metadata = load_model(mnist_model_dir[0])
+    from_dir = open_model(mnist_model_dir[0])
     inputs = mnist.test_images.float().div(255)
-    expected = predict_probabilities(model, inputs)
-    predictor = OnnxPredictor(onnx_file)
-    got = torch.cat([predictor(inputs[i:i + 2500].numpy()) for i in range(0, len(inputs), 2500)])
+    expected = torch.from_numpy(from_dir.probabilities(inputs))
+    predictor = open_model(onnx_file)
+    assert isinstance(predictor, OnnxModel)
+    got = torch.cat([torch.from_numpy(predictor.probabilities(inputs[i:i + 2500].numpy()))
+                     for i in range(0, len(inputs), 2500)])
     assert torch.equal(got.argmax(1), expected.argmax(1))
     assert (got - expected).abs().max().item() < 1e-5
-    assert predictor.metadata["lenet.step"] == str(metadata["step"])
-    assert predictor.metadata["lenet.input_format"] == INPUT_FORMAT
-    assert json.loads(predictor.metadata["lenet.recipe"])["model"] == "tutorial-cnn"
+    assert predictor.properties["lenet.step"] == str(from_dir.info.step) and predictor.info == from_dir.info
+    assert predictor.properties["lenet.input_format"] == INPUT_FORMAT
+    assert json.loads(predictor.properties["lenet.recipe"])["model"] == "tutorial-cnn"
 
 
 def test_predict_accepts_an_onnx_file_in_place_of_a_model_directory(mnist_model_dir, onnx_file, capsys):
@@ -116,15 +118,13 @@ def test_an_onnx_file_with_other_than_ten_outputs_is_refused_when_loaded(tmp_pat
 
 
 def test_unreadable_lenet_metadata_of_an_onnx_file_is_reported_as_unknown(tmp_path):
-    from lenet.evaluation import onnx_logits
-    from lenet.serving import model_info
     _linear_onnx(tmp_path / "odd.onnx", 10, {"lenet.step": "abc", "lenet.recipe": "{bad", "lenet.model": "m"})
-    predictor = OnnxPredictor(tmp_path / "odd.onnx")
-    assert predictor(np.zeros((2, 28, 28), np.float32)).shape == (2, 10)
-    info = model_info(predictor.metadata)  # GET /model of `lenet serve`
+    predictor = open_model(tmp_path / "odd.onnx")  # what eval, ensemble, predict and serve open
+    assert predictor.probabilities(np.zeros((2, 28, 28), np.float32)).shape == (2, 10)
+    info = predictor.info.to_dict()  # GET /model of `lenet serve`
     assert (info["model"], info["recipe"], info["step"], info["test_accuracy"]) == ("m", None, None, None)
-    logits, step = onnx_logits(tmp_path / "odd.onnx", torch.zeros(3, 28, 28, dtype=torch.uint8))  # eval, ensemble
-    assert logits.shape == (3, 10) and step is None
+    logits = predictor.logits(torch.zeros(3, 28, 28, dtype=torch.uint8))
+    assert logits.shape == (3, 10) and predictor.info.step is None
 
 
 def test_eval_of_an_onnx_file_matches_eval_of_its_model_directory(mnist_model_dir, onnx_file, capsys):

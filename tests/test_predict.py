@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 
 from lenet.cli import main
-from lenet.data import write_idx
-from lenet.predict import load_predictor, predict_files
+from lenet.idx import write_idx
+from lenet.inference import open_model
+from lenet.predict import predict_files
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "seven.png"
 
@@ -26,7 +27,7 @@ def test_rendered_mnist_digits_are_recognised_after_normalization(tmp_path, mnis
         canvas.convert("RGB").save(path)
         paths.append(path)
         labels.append(int(mnist.test_labels[i]))
-    predict, _ = load_predictor(model_dir)
+    predict = open_model(model_dir)
     predicted = [r["class"] for r in predict_files(predict, paths)]
     assert np.mean(np.array(predicted) == np.array(labels)) >= 0.9
     assert main(["predict", "--model-dir", str(model_dir), str(EXAMPLE)]) == 0

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet.checkpoint import load_model
-from lenet.predict import predict_probabilities
+from lenet.inference import open_model
 from lenet.serving import InferenceWorker
 
 MAX_BODY = 300_000
@@ -103,9 +102,8 @@ def test_predict_an_uploaded_picture_raw_and_multipart(server):
 
 
 def test_json_arrays_give_the_same_answers_as_the_library(server, mnist_model_dir, mnist):
-    model, _ = load_model(mnist_model_dir[0])
     images = mnist.test_images[:5].float().div(255)
-    expected = predict_probabilities(model, images)
+    expected = open_model(mnist_model_dir[0]).probabilities(images)
     status, single = request(server, "/predict", json.dumps({"image": images[0].tolist()}).encode(),
                              "application/json")
     assert status == 200 and np.allclose(single["probabilities"], expected[0], atol=1e-5)
@@ -224,7 +222,7 @@ def test_random_requests_get_a_json_answer_and_never_a_server_error(server):
 
 def test_concurrent_requests_each_get_their_own_answer(server, mnist, mnist_model_dir):
     images = mnist.test_images[:48].float().div(255)
-    expected = predict_probabilities(load_model(mnist_model_dir[0])[0], images)
+    expected = open_model(mnist_model_dir[0]).probabilities(images)
 
     def ask(i):
         return request(server, "/predict", json.dumps({"image": images[i].tolist()}).encode(), "application/json")[1]

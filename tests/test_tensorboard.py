@@ -5,7 +5,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import synthetic_mnist
-from lenet.evaluation import evaluate_checkpoint
+from lenet.evaluation import evaluate_model
 from lenet.recipes import get_recipe, override
 from lenet.tensorboard import GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY
 from lenet.training import train
@@ -64,7 +64,7 @@ def test_histograms_graph_and_misclassified_images_are_written(logged_run):
 
 def test_eval_writes_its_results_as_events(logged_run, tmp_path):
     model_dir, _ = logged_run
-    result = evaluate_checkpoint(model_dir, synthetic_mnist(200), "validation")
+    result = evaluate_model(model_dir, synthetic_mnist(200), "validation")
     run = _read(model_dir / "events" / "eval-validation")
     accuracy = run.Scalars("eval/accuracy")
     assert [(s.step, round(s.value, 6)) for s in accuracy] == [(40, round(result["accuracy"], 6))]

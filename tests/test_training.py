@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from lenet.checkpoint import list_checkpoints, read_checkpoint
+from lenet.checkpoint import list_checkpoints, read_checkpoint, resolve_recipe
 from lenet.errors import LenetError
+from lenet.execution import CUBLAS_DETERMINISTIC_WORKSPACE, Execution, deterministic_mode
 from lenet.recipes import get_recipe, override
 from lenet.models import build_model, l2_weights
-from lenet.training import (CUBLAS_DETERMINISTIC_WORKSPACE, Execution, TrainingDiverged, WeightAverage,
-                            add_l2_gradient, decayed_learning_rate, ema_decay_at, enter_deterministic_mode,
-                            l2_penalty, one_cycle_learning_rate, resolve_recipe, train)
+from lenet.training import (TrainingDiverged, WeightAverage, add_l2_gradient, decayed_learning_rate, ema_decay_at,
+                            l2_penalty, one_cycle_learning_rate, train)
 
 
 def test_exponential_decay_matches_hand_computed_values():
@@ -102,7 +102,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, synth
     train(recipe, tmp_path / "resumed", synthetic)
     meta_a, weights_a, state_a = read_checkpoint(tmp_path / "straight")
     meta_b, weights_b, state_b = read_checkpoint(tmp_path / "resumed")
-    assert meta_a["step"] == meta_b["step"] == 30
+    assert meta_a.step == meta_b.step == 30
     assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
 
@@ -161,17 +161,16 @@ def test_deterministic_mode_on_cuda_fixes_cublas_workspace_unless_set(monkeypatc
     # Without CUBLAS_WORKSPACE_CONFIG, PyTorch refuses CUDA matrix products in deterministic mode.
     # Only the environment and the switches are involved, so this runs without a GPU.
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    enter_deterministic_mode(torch.device("cpu"), compiled=False)()
+    with deterministic_mode(torch.device("cpu"), compiled=False):
+        pass
     assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # a CPU run leaves the environment alone
-    leave_deterministic_mode = enter_deterministic_mode(torch.device("cuda"), compiled=False)
-    try:
+    with deterministic_mode(torch.device("cuda"), compiled=False):
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_DETERMINISTIC_WORKSPACE
         assert torch.are_deterministic_algorithms_enabled()
-    finally:
-        leave_deterministic_mode()
     assert not torch.are_deterministic_algorithms_enabled()
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own choice is kept
-    enter_deterministic_mode(torch.device("cuda"), compiled=False)()
+    with deterministic_mode(torch.device("cuda"), compiled=False):
+        pass
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
 
 
@@ -233,7 +232,8 @@ def test_compiled_deterministic_training_matches_eager(tmp_path, synthetic):
           execution=Execution(compile=True, deterministic=True))
     eager, compiled = _final_weights(tmp_path / "eager"), _final_weights(tmp_path / "compiled")
     assert all(torch.allclose(eager[k], compiled[k], atol=1e-5) for k in eager)
-    assert [e["kind"] for e in events][0] == "compile" and events[0]["seconds"] > 0
+    # Compilation is reported right after the start, before any training step.
+    assert [e["kind"] for e in events][:2] == ["start", "compile"] and events[1]["seconds"] > 0
 
 
 def test_training_time_excludes_evaluation_and_checkpoints(tmp_path, synthetic, monkeypatch):

@@ -1,12 +1,23 @@
 """lenet: the MNIST tutorials' convolutional networks, trained, evaluated and used from Python or the CLI."""
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-from .api import Classifier  # noqa: E402
-from .data import load_mnist  # noqa: E402
-from .errors import LenetError  # noqa: E402
-from .models import build_model, list_models  # noqa: E402
-from .recipes import RECIPES, Recipe, get_recipe  # noqa: E402
+# The public API, imported on first use: `import lenet` (and so `lenet --help`) must not wait for torch.
+_PUBLIC = {"Classifier": "api", "LenetError": "errors", "Recipe": "recipes", "RECIPES": "recipes",
+           "build_model": "models", "get_recipe": "recipes", "list_models": "models", "load_mnist": "data",
+           "open_model": "inference"}
+__all__ = [*_PUBLIC, "__version__"]
 
-__all__ = ["Classifier", "LenetError", "Recipe", "RECIPES", "build_model", "get_recipe", "list_models",
-           "load_mnist", "__version__"]
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'lenet' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

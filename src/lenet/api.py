@@ -8,17 +8,21 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import resolve_recipe
 from .data import Mnist, load_mnist
-from .evaluation import evaluate_checkpoint
+from .evaluation import evaluate_model
+from .execution import Execution, resolve_device
+from .inference import open_model
 from .plots import plot_model_dir
-from .predict import predict_probabilities
+from .predict import check_finite
 from .preprocess import array_to_inputs
-from .training import Execution, resolve_recipe, train
+from .training import train
 
 
 class Classifier:
     """A recogniser living in MODEL_DIR: fit() trains or resumes, evaluate() scores, predict() classifies.
+
+    Every method calls the function the matching `lenet` command calls, so both refuse the same things.
 
     >>> clf = Classifier(recipe="tutorial-cnn", model_dir="runs/cnn", total_steps=600)
     >>> clf.fit()["test_accuracy"]
@@ -28,7 +32,8 @@ class Classifier:
                  data_dir: str | Path | None = None, device: str = "cpu", **overrides):
         self.model_dir = Path(model_dir)
         self.recipe = resolve_recipe(self.model_dir, recipe, **overrides)
-        self.data_dir, self.device = data_dir, device
+        self.device = resolve_device(device)
+        self.data_dir = data_dir
         self._data: Mnist | None = None
 
     @property
@@ -43,10 +48,10 @@ class Classifier:
         return train(self.recipe, self.model_dir, self.data, self.device, report, tensorboard=tensorboard,
                      execution=execution)
 
-    def evaluate(self, split: str = "test", top_k: int = 5, tensorboard: bool = True) -> dict:
+    def evaluate(self, split: str = "test", top_k: int = 5, tensorboard: bool = True, tta: bool = False) -> dict:
         """Loss, accuracy, top-k, per-class precision/recall and confusion of the newest checkpoint."""
-        return evaluate_checkpoint(self.model_dir, self.data, split, device=self.device, top_k=top_k,
-                                   tensorboard=tensorboard)
+        return evaluate_model(open_model(self.model_dir, self.device), self.data, split, top_k, tensorboard,
+                              tta=tta)
 
     def plot(self, out_dir: str | Path | None = None, image: str | Path | None = None) -> list[Path]:
         """The `lenet plot` pictures as PNG files (default MODEL_DIR/plots); returns their paths."""
@@ -56,6 +61,6 @@ class Classifier:
         """Classes (N,) and probabilities (N, 10) for MNIST-form images: (28, 28), (N, 28, 28) or (N, 784),
         uint8 0..255 or float 0..1. Use lenet.preprocess.image_to_input for arbitrary pictures."""
         inputs = array_to_inputs(np.asarray(images), "images")
-        model, _ = load_model(self.model_dir, self.device)  # the newest checkpoint, even if fit() ran since
-        probabilities = predict_probabilities(model, inputs).numpy()
+        model = open_model(self.model_dir, self.device)  # the newest checkpoint, even if fit() ran since
+        probabilities = check_finite(model.probabilities(inputs), str(self.model_dir))
         return probabilities.argmax(1), probabilities

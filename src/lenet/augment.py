@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-AUGMENTATIONS = ("none", "affine", "elastic")
+from .recipes import AUGMENTATIONS
 
 MAX_ROTATION_DEGREES = 10.0
 MAX_SCALE_CHANGE = 0.10          # zoom in [0.9, 1.1]

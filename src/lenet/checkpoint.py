@@ -1,20 +1,23 @@
-"""Checkpoints in a model directory: safetensors weights + JSON sidecar, atomic writes, retention.
+"""Checkpoints in a model directory: safetensors weights + JSON sidecar, atomic writes, retention, resume.
 
 For step N a checkpoint is three files, written in this order, each atomically:
   model-N.safetensors   the evaluation weights (averaged ones when the recipe averages)
   state-N.safetensors   what resuming needs besides: raw weights, optimizer tensors, RNG state
   model-N.json          recipe, step, metrics, dataset and weight checksums, optimizer settings
 The JSON is written last, so a checkpoint exists exactly when its JSON does. Nothing is pickled.
-A training run holds train.lock in the directory, so that two runs never write into one.
+A training run holds train.lock in the directory, so that two runs never write into one; the
+directory's recipe.json says what it trains, and a resumed run may only extend its steps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
-import json
+import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -24,10 +27,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from .data import atomic_write_bytes
 from .errors import LenetError
+from .files import atomic_write_bytes, read_json, write_json
 from .models import build_model
-from .recipes import Recipe
+from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
 
 try:
     import fcntl
@@ -38,28 +41,32 @@ FORMAT = "lenet-checkpoint-1"
 RECIPE_FILE = "recipe.json"
 LOCK_FILE = "train.lock"
 _SIDECAR = re.compile(r"^model-(\d+)\.json$")
+EVALUATION_WEIGHTS = ("trained", "moving_average")
+# The state file's keys: RNG states, the raw (not averaged) weights, the optimizer's tensors.
+_RNG_CPU, _RNG_CUDA, _RAW, _OPTIMIZER = "rng.cpu", "rng.cuda", "raw.", "optimizer."
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a checkpoint's JSON sidecar says, checked and typed where it is read."""
+    model_dir: Path
+    step: int
+    recipe: Recipe
+    metrics: dict[str, float]         # train_loss, validation_accuracy, test_accuracy when measured
+    weights_sha256: str               # of model-N.safetensors
+    dataset_sha256: dict[str, str]    # of the files trained on
+    evaluation_weights: str           # which weights model-N holds: "moving_average" or "trained"
+    optimizer: dict                   # the optimizer's JSON settings (param_groups, scalars), for resume
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metrics.get("test_accuracy")
 
 
 def _paths(model_dir: Path, step: int) -> tuple[Path, Path, Path]:
     stem = f"{step:08d}"
     return (model_dir / f"model-{stem}.safetensors", model_dir / f"state-{stem}.safetensors",
             model_dir / f"model-{stem}.json")
-
-
-def write_json(path: Path, payload: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
-
-
-def read_json(path: Path) -> dict:
-    try:
-        payload = json.loads(path.read_text())
-    except OSError as error:
-        raise LenetError(f"{path}: cannot read ({error.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise LenetError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(payload, dict):
-        raise LenetError(f"{path}: expected a JSON object")
-    return payload
 
 
 def _to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -104,6 +111,19 @@ def claim_model_dir(model_dir: str | Path) -> Iterator[None]:
             lock.truncate(0)
 
 
+def require_model_dir(path: str | Path) -> Path:
+    """PATH, refused unless it is a directory, saying whether it is a file or missing."""
+    path = Path(path)
+    if path.is_file():
+        # A torch.export or TorchScript file given where a model goes: say what lenet runs instead.
+        hint = " (of exported models lenet runs .onnx files only)" if path.suffix.lower() in (".pt2", ".pt", ".pth") \
+            else ""
+        raise LenetError(f"{path}: a file, not a model directory{hint}")
+    if not path.is_dir():
+        raise LenetError(f"{path}: no such model directory")
+    return path
+
+
 def list_checkpoints(model_dir: str | Path) -> list[int]:
     """Steps of the complete checkpoints in MODEL_DIR, oldest first."""
     model_dir = Path(model_dir)
@@ -112,15 +132,50 @@ def list_checkpoints(model_dir: str | Path) -> list[int]:
     return sorted(int(m.group(1)) for p in model_dir.iterdir() if (m := _SIDECAR.match(p.name)))
 
 
+def stored_recipe(model_dir: str | Path) -> Recipe | None:
+    """The recipe in MODEL_DIR/recipe.json, or None for a directory that has none (a new run)."""
+    path = Path(model_dir) / RECIPE_FILE
+    return Recipe.from_dict(read_json(path), str(path)) if path.exists() else None
+
+
+def resolve_recipe(model_dir: str | Path, recipe_name: str | None = None, **overrides) -> Recipe:
+    """The recipe for a run in MODEL_DIR: the stored one when resuming, else the named one; then OVERRIDES.
+
+    Resuming may only extend total_steps (check_resumable); naming no recipe for a new directory
+    takes the default.
+    """
+    stored = stored_recipe(model_dir) if recipe_name is None else None
+    return override(stored or get_recipe(recipe_name or DEFAULT_RECIPE), **overrides)
+
+
+def check_resumable(model_dir: str | Path, requested: Recipe) -> None:
+    """Refuse REQUESTED for MODEL_DIR unless the directory is new or was trained with the same recipe
+    (resuming may extend total_steps; any other change needs a new model directory)."""
+    stored = stored_recipe(model_dir)
+    if stored is None:
+        if list_checkpoints(model_dir):
+            raise LenetError(f"{model_dir}: has checkpoints but no {RECIPE_FILE}; restore it, or train "
+                             f"into a new --model-dir")
+        return
+    changed = [f.name for f in dataclasses.fields(Recipe)
+               if f.name != "total_steps" and getattr(stored, f.name) != getattr(requested, f.name)]
+    if changed:
+        raise LenetError(f"{model_dir} was trained with a different recipe (fields {', '.join(changed)} differ); "
+                         f"use a new --model-dir or drop those options to resume")
+
+
 def save_checkpoint(model_dir: str | Path, step: int, eval_weights: dict[str, torch.Tensor],
-                    state_tensors: dict[str, torch.Tensor], metadata: dict, keep: int) -> Path:
+                    state_tensors: dict[str, torch.Tensor], *, recipe: Recipe, metrics: dict[str, float],
+                    dataset_sha256: dict[str, str], optimizer: dict, evaluation_weights: str, keep: int) -> Path:
     """Write checkpoint STEP and delete all but the KEEP newest; returns the sidecar path."""
     model_dir = Path(model_dir)
     weights_path, state_path, sidecar_path = _paths(model_dir, step)
     weights_bytes = _to_bytes(eval_weights)
     atomic_write_bytes(weights_path, weights_bytes)
     atomic_write_bytes(state_path, _to_bytes(state_tensors))
-    write_json(sidecar_path, {**metadata, "format": FORMAT, "step": step,
+    write_json(sidecar_path, {"format": FORMAT, "step": step, "recipe": recipe.to_dict(), "metrics": metrics,
+                              "dataset_sha256": dataset_sha256, "optimizer": optimizer,
+                              "evaluation_weights": evaluation_weights,
                               "weights_file": weights_path.name, "state_file": state_path.name,
                               "weights_sha256": hashlib.sha256(weights_bytes).hexdigest()})
     for old_step in list_checkpoints(model_dir)[:-keep]:
@@ -129,12 +184,39 @@ def save_checkpoint(model_dir: str | Path, step: int, eval_weights: dict[str, to
     return sidecar_path
 
 
+def _field(payload: dict, name: str, kind: type, origin: Path, default=None):
+    """PAYLOAD[NAME] if it is a KIND (DEFAULT when missing and a default is given), else a LenetError."""
+    if name not in payload and default is not None:
+        return default
+    value = payload.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise LenetError(f"{origin}: field {name} is missing or not {kind.__name__} (got {value!r:.60})")
+    return value
+
+
+def _checkpoint_from_json(payload: dict, model_dir: Path, step: int, origin: Path) -> Checkpoint:
+    if payload.get("format") != FORMAT:
+        raise LenetError(f"{origin}: unknown checkpoint format {payload.get('format')!r:.60}")
+    if _field(payload, "step", int, origin) != step:
+        raise LenetError(f"{origin}: says step {payload['step']!r:.30}, its file name step {step}")
+    metrics = _field(payload, "metrics", dict, origin)
+    # A metric that is not a finite number (hand-edited, or from another tool) is not reported.
+    metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and math.isfinite(v)}
+    evaluation_weights = _field(payload, "evaluation_weights", str, origin, default="trained")
+    if evaluation_weights not in EVALUATION_WEIGHTS:
+        raise LenetError(f"{origin}: field evaluation_weights must be one of {', '.join(EVALUATION_WEIGHTS)}")
+    return Checkpoint(model_dir=model_dir, step=step,
+                      recipe=Recipe.from_dict(payload.get("recipe"), f"{origin} (field recipe)"),
+                      metrics=metrics, weights_sha256=_field(payload, "weights_sha256", str, origin),
+                      dataset_sha256=_field(payload, "dataset_sha256", dict, origin, default={}),
+                      evaluation_weights=evaluation_weights, optimizer=_field(payload, "optimizer", dict, origin))
+
+
 def read_checkpoint(model_dir: str | Path, step: int | None = None
-                    ) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(metadata, evaluation weights, state tensors) of checkpoint STEP, the newest by default."""
-    model_dir = Path(model_dir)
-    if model_dir.is_file():
-        raise LenetError(f"{model_dir}: a file, not a model directory (of exported models lenet runs .onnx files only)")
+                    ) -> tuple[Checkpoint, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(what the sidecar says, evaluation weights, state tensors) of checkpoint STEP, the newest by default."""
+    model_dir = require_model_dir(model_dir)
     steps = list_checkpoints(model_dir)
     if not steps:
         raise LenetError(f"{model_dir}: no checkpoint found (train one with `lenet train --model-dir {model_dir}`)")
@@ -142,17 +224,15 @@ def read_checkpoint(model_dir: str | Path, step: int | None = None
     if step not in steps:
         raise LenetError(f"{model_dir}: no checkpoint for step {step}; available: {steps}")
     weights_path, state_path, sidecar_path = _paths(model_dir, step)
-    metadata = read_json(sidecar_path)
-    if metadata.get("format") != FORMAT:
-        raise LenetError(f"{sidecar_path}: unknown checkpoint format {metadata.get('format')!r}")
+    checkpoint = _checkpoint_from_json(read_json(sidecar_path), model_dir, step, sidecar_path)
     weights_bytes = weights_path.read_bytes() if weights_path.is_file() else b""
-    if hashlib.sha256(weights_bytes).hexdigest() != metadata.get("weights_sha256"):
+    if hashlib.sha256(weights_bytes).hexdigest() != checkpoint.weights_sha256:
         raise LenetError(f"{weights_path}: missing or does not match the checksum in {sidecar_path.name}")
-    return metadata, _load_tensors(weights_path), _load_tensors(state_path)
+    return checkpoint, _load_tensors(weights_path), _load_tensors(state_path)
 
 
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], origin: str) -> None:
-    """Copy WEIGHTS into MODEL, refusing missing, unexpected or mis-shaped tensors."""
+    """Copy WEIGHTS into MODEL, refusing missing, unexpected, mis-shaped, non-float or non-finite tensors."""
     expected = model.state_dict()
     if set(expected) != set(weights):
         missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
@@ -161,15 +241,65 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], origin: str
         if tensor.shape != expected[name].shape:
             raise LenetError(f"{origin}: {name} has shape {tuple(tensor.shape)}, "
                              f"the network expects {tuple(expected[name].shape)}")
+        if tensor.is_floating_point() != expected[name].is_floating_point():
+            raise LenetError(f"{origin}: {name} is {tensor.dtype}, the network expects {expected[name].dtype}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise LenetError(f"{origin}: {name} holds NaN or infinite values")
     model.load_state_dict(weights)
 
 
 def load_model(model_dir: str | Path, device: str | torch.device = "cpu",
-               step: int | None = None) -> tuple[nn.Module, dict]:
-    """The network of MODEL_DIR with its evaluation weights, in eval mode, and the checkpoint metadata."""
-    metadata, weights, _ = read_checkpoint(model_dir, step)
-    recipe = Recipe.from_dict(metadata.get("recipe"), f"{model_dir} (checkpoint metadata)")
-    model = build_model(recipe.model)
+               step: int | None = None) -> tuple[nn.Module, Checkpoint]:
+    """The network of MODEL_DIR with its evaluation weights, in eval mode, and what its checkpoint says."""
+    checkpoint, weights, _ = read_checkpoint(model_dir, step)
+    model = build_model(checkpoint.recipe.model)
     load_weights(model, weights, str(model_dir))
     # NHWC weights make oneDNN and cuDNN convolve in the faster channels-last layout.
-    return model.to(device, memory_format=torch.channels_last).eval(), metadata
+    return model.to(device, memory_format=torch.channels_last).eval(), checkpoint
+
+
+def resume_state(model: nn.Module, optimizer: torch.optim.Optimizer,
+                 averaged: bool) -> tuple[dict[str, torch.Tensor], dict]:
+    """What resuming needs besides the evaluation weights: (tensors for the state file, the optimizer's
+    JSON settings for the sidecar). The raw weights are saved only when the evaluation weights are an
+    average (otherwise they are the evaluation weights)."""
+    device = next(model.parameters()).device
+    tensors = {_RNG_CPU: torch.get_rng_state()}
+    if device.type == "cuda":
+        tensors[_RNG_CUDA] = torch.cuda.get_rng_state(device)
+    if averaged:
+        tensors.update({_RAW + k: v for k, v in model.state_dict().items()})
+    state = optimizer.state_dict()
+    scalars = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{_OPTIMIZER}{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor], model: nn.Module,
+                         optimizer: torch.optim.Optimizer, averaged: bool) -> None:
+    """Put back what resume_state saved: raw weights, optimizer state and RNG states."""
+    origin = f"{checkpoint.model_dir} (checkpoint {checkpoint.step})"
+    if averaged:
+        load_weights(model, {k[len(_RAW):]: v for k, v in tensors.items() if k.startswith(_RAW)}, origin)
+    state: dict[int, dict] = {}
+    try:
+        for name, value in tensors.items():
+            if name.startswith(_OPTIMIZER):
+                index, key = name[len(_OPTIMIZER):].split(".", 1)
+                state.setdefault(int(index), {})[key] = value
+        for name, value in checkpoint.optimizer["scalars"].items():
+            index, key = name.split(".", 1)
+            state.setdefault(int(index), {})[key] = value
+        optimizer.load_state_dict({"state": state, "param_groups": checkpoint.optimizer["param_groups"]})
+        torch.set_rng_state(tensors[_RNG_CPU])
+    except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as error:
+        raise LenetError(f"{origin}: the resume state is damaged ({type(error).__name__}: {error}"[:300] + ")") \
+            from None
+    device = next(model.parameters()).device
+    if device.type == "cuda" and _RNG_CUDA in tensors:
+        torch.cuda.set_rng_state(tensors[_RNG_CUDA], device)

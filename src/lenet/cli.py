@@ -1,11 +1,15 @@
-"""The `lenet` command: each subcommand parses its arguments, calls one library function, prints."""
+"""The `lenet` command: each subcommand parses its arguments, calls one library function, prints.
+
+The library refuses bad values itself (with the messages printed here); this module only parses,
+prints and sets the exit code. Each command imports what it runs when it runs: `lenet --help` and
+`lenet predict --model x.onnx` must not wait for torch to load.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import math
 import signal
 import sys
 import time
@@ -13,16 +17,10 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
-from .checkpoint import RECIPE_FILE, list_checkpoints, read_json
-from .data import load_mnist
 from .errors import LenetError
-from .evaluation import check_held_out, evaluate_checkpoint, evaluate_ensemble, evaluate_onnx, watch_checkpoints
-from .export import FORMATS as EXPORT_FORMATS, export_model, is_onnx_file
-from .models import NUM_CLASSES, build_model, list_models
-from .predict import load_predictor, predict_files
+from .execution import PRECISIONS, Execution
+from .export import FORMATS as EXPORT_FORMATS
 from .recipes import RECIPES, Recipe
-from .summary import format_summary, summarize
-from .training import PRECISIONS, Execution, resolve_device, resolve_recipe, train
 
 # Short spellings the seeds' readers expect, besides the generated --total-steps / --learning-rate.
 _ALIASES = {"total_steps": ["--steps"], "learning_rate": ["--lr"]}
@@ -54,18 +52,25 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 class _Progress:
     """A progress bar with log lines above it on a terminal; plain lines otherwise (CI logs). The
-    lines go to OUT: stdout, or stderr when stdout carries JSON."""
+    lines go to OUT: stdout, or stderr when stdout carries JSON. The bar starts at the start event,
+    where training does."""
 
-    def __init__(self, total: int, initial: int, out: TextIO):
-        self.bar, self.out = None, out
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
-        self.last_step = initial
+    def __init__(self, recipe: Recipe, model_dir: str, out: TextIO):
+        self.recipe, self.model_dir, self.out = recipe, model_dir, out
+        self.bar, self.last_step = None, 0
 
     def __call__(self, event: dict) -> None:
         kind = event["kind"]
-        if kind == "log":
+        if kind == "start":
+            self.last_step = event["step"]
+            line = (f"training {self.recipe.name} ({self.recipe.model}) on {event['images']:,} images into "
+                    f"{self.model_dir} for {self.recipe.total_steps} steps on {event['device']}" +
+                    (f", resuming from step {event['step']}" if event["step"] else ""))
+            if sys.stderr.isatty():
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.recipe.total_steps, initial=event["step"], unit="step",
+                                dynamic_ncols=True, leave=False)
+        elif kind == "log":
             line = (f"step {event['step']}: loss {event['total_loss']:.4f} "
                     f"(cross-entropy {event['cross_entropy']:.4f}), batch accuracy {event['batch_accuracy']:.3f}, "
                     f"lr {event['learning_rate']:.3g}, {event['images_per_s']:.0f} images/s")
@@ -111,16 +116,25 @@ class _Count:
             print(f"{self.label}: {done}/{total}", file=sys.stderr, flush=True)
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _load_data(args: argparse.Namespace):
+    """MNIST from --data-dir, $LENET_DATA_DIR or the cache (downloading there, saying so)."""
+    from .data import load_mnist
+    return load_mnist(args.data_dir, log=_log)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import resolve_recipe
+    from .execution import resolve_device
+    from .training import train
     recipe = resolve_recipe(args.model_dir, args.recipe, **_overrides(args))
-    resolve_device(args.device)
-    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
-    training_images = len(data.train_labels) + (len(data.val_labels) if recipe.train_on_validation else 0)
-    resumed_from = (list_checkpoints(args.model_dir) or [0])[-1]
+    execution = Execution(args.precision, args.channels_last, args.compile, args.deterministic)
+    resolve_device(args.device)  # before the data is loaded
+    data = _load_data(args)
     log = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the result
-    print(f"training {recipe.name} ({recipe.model}) on {training_images:,} images into {args.model_dir} "
-          f"for {recipe.total_steps} steps on {args.device}" +
-          (f", resuming from step {resumed_from}" if resumed_from else ""), file=log, flush=True)
     interrupted = []
 
     def request_stop(signum, frame):
@@ -132,11 +146,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # Ctrl-C, and the SIGTERM of `kill`, job schedulers and containers stopping, save the run.
     previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-    progress = _Progress(recipe.total_steps, resumed_from, log)  # the bar starts where training does
+    progress = _Progress(recipe, args.model_dir, log)
     try:
         result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted),
-                       args.tensorboard, args.histogram_every,
-                       Execution(args.precision, args.channels_last, args.compile, args.deterministic))
+                       args.tensorboard, args.histogram_every, execution)
     finally:
         progress.close()
         for signum, handler in previous.items():
@@ -149,17 +162,6 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{result['train_seconds']:.1f} s training" +
           (f", {result['compile_seconds']:.1f} s compiling" if result["compile_seconds"] else ""))
     return 0
-
-
-def _require_model_dir(path: Path) -> None:
-    """Refuse PATH unless it is a directory, saying whether it is a file or missing."""
-    if not path.is_dir():
-        raise LenetError(f"{path}: {'a file, not a' if path.is_file() else 'no such'} model directory")
-
-
-def _check_top_k(k: int) -> None:
-    if not 1 <= k <= NUM_CLASSES:
-        raise LenetError(f"--top-k must be from 1 to {NUM_CLASSES}, got {k}")
 
 
 def _print_eval(result: dict, as_json: bool, what: str) -> None:
@@ -182,28 +184,23 @@ def _print_eval(result: dict, as_json: bool, what: str) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    resolve_device(args.device)
-    _check_top_k(args.top_k)
-    if not 0 < args.poll_seconds < math.inf:
-        raise LenetError(f"--poll-seconds must be a positive number, got {args.poll_seconds:g}")
-    if is_onnx_file(args.model_dir):
-        return _eval_onnx(args)
-    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
+    from .evaluation import evaluate_model, watch_checkpoints
+    from .inference import check_top_k, open_model
+    check_top_k(args.top_k)
     if not args.watch:
-        result = evaluate_checkpoint(args.model_dir, data, args.split, device=args.device, top_k=args.top_k,
-                                     tensorboard=args.tensorboard, progress=_Count(f"evaluating {args.split}"),
-                                     tta=args.tta)
-        _print_eval(result, args.json, f"step {result['step']}")
+        model = open_model(args.model_dir, args.device)
+        result = evaluate_model(model, _load_data(args), args.split, args.top_k, args.tensorboard,
+                                _Count(f"evaluating {args.split}"), args.tta)
+        _print_eval(result, args.json, model.label)
         return 0
-    _require_model_dir(Path(args.model_dir))
+    checkpoints = watch_checkpoints(args.model_dir, args.poll_seconds, args.split)
+    data = _load_data(args)
     print(f"watching {args.model_dir} for new checkpoints (Ctrl-C to stop)", file=sys.stderr)
     try:
-        for step in watch_checkpoints(args.model_dir, args.poll_seconds):
-            # A run that trains on the validation images is refused once, not at each checkpoint.
-            check_held_out(args.model_dir, read_json(Path(args.model_dir) / RECIPE_FILE), args.split)
+        for step in checkpoints:
             try:
-                result = evaluate_checkpoint(args.model_dir, data, args.split, step, args.device, args.top_k,
-                                             args.tensorboard, _Count(f"evaluating step {step}"), args.tta)
+                result = evaluate_model(open_model(args.model_dir, args.device, step), data, args.split,
+                                        args.top_k, args.tensorboard, _Count(f"evaluating step {step}"), args.tta)
             except LenetError as error:  # e.g. pruned by the trainer between listing and reading
                 print(f"lenet: skipping step {step}: {error}", file=sys.stderr)
                 continue
@@ -213,31 +210,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_onnx(args: argparse.Namespace) -> int:
-    """`lenet eval` of an exported file: onnxruntime on the CPU, no checkpoints to watch or events to write."""
-    if args.watch or args.tta:
-        raise LenetError(f"{args.model_dir}: --watch and --tta need a model directory, not an ONNX file")
-    if args.device != "cpu":
-        raise LenetError(f"{args.model_dir}: ONNX files run on the CPU (onnxruntime); drop --device {args.device}")
-    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
-    result = evaluate_onnx(args.model_dir, data, args.split, args.top_k, _Count(f"evaluating {args.split}"))
-    _print_eval(result, args.json, Path(args.model_dir).name)
-    return 0
-
-
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    resolve_device(args.device)
-    _check_top_k(args.top_k)
-    seen = set()
-    for source in map(Path, args.model_dirs):
-        if is_onnx_file(source) and not source.is_file():
-            raise LenetError(f"{source}: no such ONNX file")
-        if not is_onnx_file(source):
-            _require_model_dir(source)
-        if source.resolve() in seen:  # it would count twice in the mean
-            raise LenetError(f"{source}: given twice")
-        seen.add(source.resolve())
-    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
+    from .evaluation import evaluate_ensemble
+    from .inference import check_top_k
+    check_top_k(args.top_k)
+    data = _load_data(args)
     result = evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
                                _Count("evaluating models"))
     if not args.json:
@@ -250,10 +227,12 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    _check_top_k(args.top_k)
-    predictor, _ = load_predictor(args.model_dir, resolve_device(args.device))
+    from .inference import check_top_k, open_model
+    from .predict import predict_files
+    check_top_k(args.top_k)
+    model = open_model(args.model_dir, args.device)
     failures = 0
-    for result in predict_files(predictor, args.files, args.top_k):
+    for result in predict_files(model, args.files, args.top_k):
         if "error" in result:
             failures += 1
             print(f"lenet: error: {result['error']}", file=sys.stderr)
@@ -269,6 +248,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
     path = export_model(args.model_dir, args.format, args.output)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0
@@ -277,18 +257,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import Limits, serve
     limits = Limits(args.max_body_bytes, args.max_image_pixels, args.max_batch)
-    for name in ("max_body_bytes", "max_image_pixels", "max_batch"):
-        if getattr(limits, name) < 1:
-            raise LenetError(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= args.port <= 65535:
-        raise LenetError(f"--port must be between 0 and 65535, got {args.port}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"lenet: warning: serving on {args.host}, reachable from other machines", file=sys.stderr)
-    serve(args.model_dir, args.host, args.port, limits, resolve_device(args.device))
+    serve(args.model_dir, args.host, args.port, limits, args.device)
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from .models import build_model
+    from .summary import format_summary, summarize
     summary = summarize(build_model(args.model))
     print(json.dumps({"model": args.model, **summary}) if args.json else format_summary(summary, args.model))
     if args.png:
@@ -299,8 +276,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_model_dir
-    resolve_device(args.device)
-    data = load_mnist(args.data_dir, log=lambda msg: print(msg, file=sys.stderr))
+    data = _load_data(args)
     paths, notes = plot_model_dir(args.model_dir, data, args.out, args.image, args.device,
                                   _Count("drawing feature maps (layers)", period_s=0))
     for note in notes:
@@ -311,6 +287,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
     for name, description in list_models().items():
         print(f"{name:<14} {description}")
     return 0
@@ -333,16 +310,34 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_option(p: argparse.ArgumentParser, what: str = "a model directory, or an ONNX file made by "
+                                                                 "`lenet export` (run by onnxruntime)") -> None:
+    p.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX", help=what)
+
+
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="directory with the MNIST IDX files (default: $LENET_DATA_DIR, "
+                                      "else the download cache)")
+    _device_option(p)
+
+
+def _scoring_options(p: argparse.ArgumentParser, json_help: str, tta_help: str) -> None:
+    """What eval and ensemble measure and how they print it."""
+    p.add_argument("--split", default="test", choices=["test", "validation"])
+    p.add_argument("--top-k", type=int, default=5, help="k for top-k accuracy (default 5)")
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("--tta", action="store_true", help=tta_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lenet", description="Train, evaluate and use the MNIST tutorials' "
                                                                "convolutional networks.")
     parser.add_argument("--version", action="version", version=f"lenet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def data_options(p):
-        p.add_argument("--data-dir", help="directory with the MNIST IDX files (default: $LENET_DATA_DIR, "
-                                          "else the download cache)")
-        p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
 
     p = commands.add_parser("train", help="train a recipe into a model directory (resumes if it exists)")
     p.add_argument("--recipe", help="recipe name (default: the directory's recipe when resuming, else tutorial-cnn)")
@@ -362,42 +357,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch.compile the network (compile time reported apart); pays on GPUs; "
                             "CPU training measured slower than eager here")
     speed.add_argument("--deterministic", action="store_true", help="bitwise-reproducible kernels only")
-    data_options(p)
+    _data_options(p)
     _add_recipe_overrides(p)
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("eval", help="evaluate a model directory's newest checkpoint, or an exported ONNX file")
-    p.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX",
-                   help="a model directory, or an ONNX file made by `lenet export` (run by onnxruntime)")
-    p.add_argument("--split", default="test", choices=["test", "validation"])
-    p.add_argument("--top-k", type=int, default=5, help="k for top-k accuracy (default 5)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per evaluation")
+    _model_option(p)
+    _scoring_options(p, "print one JSON object per evaluation",
+                     "test-time augmentation: average each image's probabilities with its 1-pixel shifts")
     p.add_argument("--watch", action="store_true", help="re-evaluate each new checkpoint until interrupted")
     p.add_argument("--poll-seconds", type=float, default=5.0, help="how often --watch looks (default 5)")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                    help="also write the results as TensorBoard events under MODEL_DIR/events (default: on)")
-    p.add_argument("--tta", action="store_true",
-                   help="test-time augmentation: average each image's probabilities with its 1-pixel shifts")
-    data_options(p)
+    _data_options(p)
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("ensemble", help="evaluate the mean probabilities of several model directories "
                                              "(or exported ONNX files)")
     p.add_argument("model_dirs", nargs="+", metavar="DIR_OR_ONNX")
-    p.add_argument("--split", default="test", choices=["test", "validation"])
-    p.add_argument("--top-k", type=int, default=5, help="k for top-k accuracy (default 5)")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation in every member (see eval)")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    data_options(p)
+    _scoring_options(p, "print the result as one JSON object", "test-time augmentation in every member (see eval)")
+    _data_options(p)
     p.set_defaults(run=cmd_ensemble)
 
     p = commands.add_parser("predict", help="classify image, .npy or IDX files")
-    p.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX",
-                   help="a model directory, or an ONNX file made by `lenet export`")
+    _model_option(p, "a model directory, or an ONNX file made by `lenet export`")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--top-k", type=int, default=3, help="how many ranked classes to show (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    _device_option(p)
     p.set_defaults(run=cmd_predict)
 
     p = commands.add_parser("export", help="export the evaluation weights to ONNX, torch.export (.pt2) or TorchScript")
@@ -409,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("serve", help="HTTP API and draw-a-digit page for a model directory or ONNX file")
-    p.add_argument("--model-dir", "--model", dest="model_dir", required=True, metavar="DIR_OR_ONNX")
+    _model_option(p, "a model directory, or an ONNX file made by `lenet export`")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, metavar="N",
@@ -418,11 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest image (width x height) accepted (default 16,000,000)")
     p.add_argument("--max-batch", type=int, default=64, metavar="N",
                    help="most images per request and per forward pass (default 64)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    _device_option(p)
     p.set_defaults(run=cmd_serve)
 
     p = commands.add_parser("summary", help="layers, output shapes, parameters and connections of a model")
-    p.add_argument("model", choices=list(list_models()), metavar="MODEL", help=", ".join(list_models()))
+    # No argparse choices: listing the registry would load torch for every `lenet --help`;
+    # build_model refuses an unknown name, listing the known ones.
+    p.add_argument("model", metavar="MODEL", help="a registered network (see `lenet models`)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--png", metavar="FILE", help="also draw the architecture as a diagram into FILE")
     p.set_defaults(run=cmd_summary)
@@ -431,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", required=True)
     p.add_argument("--out", help="output directory (default: MODEL_DIR/plots)")
     p.add_argument("--image", help="draw the feature maps of this picture (or first image of a .npy/IDX file)")
-    data_options(p)
+    _data_options(p)
     p.set_defaults(run=cmd_plot)
 
     p = commands.add_parser("models", help="list the registered networks")

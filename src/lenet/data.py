@@ -1,11 +1,10 @@
-"""MNIST on disk and in memory: IDX parsing, checksums, cached download, splits, device tensors."""
+"""MNIST on disk and in memory: checksums, cached download, splits, device tensors (the file format: idx.py)."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,8 @@ import numpy as np
 import torch
 
 from .errors import LenetError
+from .files import atomic_write_bytes
+from .idx import read_idx
 
 DATA_DIR_ENV = "LENET_DATA_DIR"
 
@@ -33,85 +34,6 @@ MNIST_MIRRORS = (
 )
 # The TensorFlow 1.x reader kept the last 5,000 training images for validation.
 VALIDATION_SIZE = 5000
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-
-
-def gunzip_if_needed(raw: bytes, name: str) -> bytes:
-    """RAW itself, or its decompressed content when it starts with the gzip magic bytes."""
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as error:
-        raise LenetError(f"{name}: corrupt gzip data ({error})") from None
-
-
-def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse an IDX buffer, checking the magic number, the dimensions and the length."""
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise LenetError(f"{name}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    ndim = raw[3]
-    if ndim == 0:
-        raise LenetError(f"{name}: IDX file declares 0 dimensions")
-    header_bytes = 4 + 4 * ndim
-    if len(raw) < header_bytes:
-        raise LenetError(f"{name}: IDX header truncated ({len(raw)} bytes, needs {header_bytes})")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = header_bytes + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        raise LenetError(f"{name}: IDX data length {len(raw)} bytes does not match dimensions "
-                         f"{'x'.join(map(str, shape))} ({expected} bytes expected)")
-    return np.frombuffer(raw, dtype, offset=header_bytes).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray:
-    """Read an IDX file (raw or gzip) into a numpy array, verifying its SHA-256 when given."""
-    path = Path(path)
-    try:
-        raw = gunzip_if_needed(path.read_bytes(), str(path))
-    except OSError as error:
-        raise LenetError(f"{path}: cannot read ({error.strerror})") from None
-    if expected_sha256 is not None and hashlib.sha256(raw).hexdigest() != expected_sha256:
-        raise LenetError(f"{path}: SHA-256 checksum mismatch (file is corrupt or not the MNIST file); "
-                         f"delete it and let lenet download it again")
-    return parse_idx(raw, str(path))
-
-
-def write_idx(path: str | Path, array: np.ndarray) -> None:
-    """Write a uint8 array as an uncompressed IDX file (atomically)."""
-    array = np.ascontiguousarray(array)
-    if array.dtype != np.uint8:
-        raise LenetError(f"{path}: only uint8 arrays can be written as IDX, got {array.dtype}")
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    atomic_write_bytes(Path(path), header + array.tobytes())
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename over the target: a crash leaves
-    the old file or the new one, never half of one. Failing (no such directory, no permission, no
-    space) is a LenetError naming PATH."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            # Name the file that failed when it is not our temporary (a parent that is a file, say).
-            ours = error.filename is None or Path(error.filename).name.startswith(f".{path.name}.")
-            culprit = "" if ours else f"{error.filename}: "
-            raise LenetError(f"cannot write {path}: {culprit}{error.strerror or error}") from error
-        raise
-
 
 def default_cache_dir() -> Path:
     """Where downloaded MNIST files live: $XDG_CACHE_HOME/lenet/mnist or ~/.cache/lenet/mnist."""

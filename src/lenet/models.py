@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import LenetError
+from .idx import IMAGE_SIZE, NUM_CLASSES
 from .layers import AvgPool2d, Conv2d, MaxPool2d, init_bias, init_weight
-
-NUM_CLASSES = 10
-IMAGE_SIZE = 28
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -37,6 +36,18 @@ def build_model(name: str, **overrides) -> nn.Module:
     if name not in _REGISTRY:
         raise LenetError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
     return _REGISTRY[name](**overrides)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """MODEL in eval mode (dropout off, BatchNorm on its running statistics) for the block, then back
+    in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def _initialized(layer: nn.Linear | Conv2d, initializer: str, bias: float) -> nn.Linear | Conv2d:

@@ -11,20 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from torch import nn
 
-from .checkpoint import load_model
-from .data import to_float
 from .errors import LenetError
 from .evaluation import confusion_matrix
+from .inference import open_model
 from .layers import AvgPool2d, Conv2d, MaxPool2d
-from .predict import predict_probabilities
+from .models import eval_mode
 from .preprocess import read_inputs
-from .tensorboard import GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY, train_events_dir
+from .tensorboard import GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY, labelled_grid, read_training_scalars
 
 FEATURE_MAP_LAYERS = (Conv2d, MaxPool2d, AvgPool2d)
-TILE = 56  # a 28x28 digit drawn at 2x in the labelled grids
 
 
 def _pyplot():
@@ -39,31 +37,6 @@ def _save(figure, path: Path) -> Path:
     figure.savefig(path, dpi=100, bbox_inches="tight")
     _pyplot().close(figure)
     return path
-
-
-def labelled_grid(images: np.ndarray, captions: list[str], columns: int = 6) -> np.ndarray:
-    """uint8 (N, 28, 28) digits drawn 2x, white on black, each captioned beneath -> uint8 (H, W) image."""
-    rows = math.ceil(len(images) / columns) if len(images) else 1
-    caption_h = 16
-    sheet = Image.new("L", (columns * TILE, rows * (TILE + caption_h)), 0)
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=12)
-    for i, (image, caption) in enumerate(zip(images, captions)):
-        x, y = (i % columns) * TILE, (i // columns) * (TILE + caption_h)
-        sheet.paste(Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((TILE, TILE), Image.NEAREST), (x, y))
-        draw.text((x + 2, y + TILE + 1), caption, fill=255, font=font)
-    return np.asarray(sheet)
-
-
-def read_training_scalars(model_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar series of the training events: tag -> [(step, value)], in step order."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    events_dir = train_events_dir(model_dir)
-    if not events_dir.is_dir():
-        raise LenetError(f"{model_dir}: no training events in {events_dir} (trained with --no-tensorboard?)")
-    accumulator = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
 def training_curves(scalars: dict[str, list[tuple[int, float]]], path: Path) -> Path:
@@ -165,15 +138,12 @@ def feature_maps(model: nn.Module, image: torch.Tensor) -> list[tuple[str, torch
     outputs: list[tuple[str, torch.Tensor]] = []
     hooks = [module.register_forward_hook(lambda m, i, out, name=name: outputs.append((name, out[0].cpu())))
              for name, module in model.named_modules() if isinstance(module, FEATURE_MAP_LAYERS)]
-    was_training = model.training
-    model.eval()
     try:
-        device = next(model.parameters()).device
-        model(image.reshape(1, 1, 28, 28).to(device))
+        with eval_mode(model):
+            model(image.reshape(1, 1, 28, 28).to(next(model.parameters()).device))
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
     return outputs
 
 
@@ -236,7 +206,8 @@ def plot_model_dir(model_dir: str | Path, data, out_dir: str | Path | None = Non
     """
     model_dir = Path(model_dir)
     out_dir = Path(out_dir) if out_dir else model_dir / "plots"
-    model, metadata = load_model(model_dir, device)
+    loaded = open_model(model_dir, device)
+    model, info = loaded.network("lenet plot"), loaded.info
     inputs = read_inputs(image)[0][0] if image else None  # fail on a bad image before drawing anything
     paths, notes = [], []
     try:
@@ -244,17 +215,16 @@ def plot_model_dir(model_dir: str | Path, data, out_dir: str | Path | None = Non
     except LenetError as error:
         notes.append(str(error))
     images, labels = data.split("test")
-    probabilities = predict_probabilities(model, to_float(images))
+    probabilities = torch.from_numpy(loaded.probabilities(images))
     confusion = confusion_matrix(labels, probabilities.argmax(1)).tolist()
-    paths.append(confusion_plot(confusion, out_dir / "confusion.png",
-                                f"{metadata['recipe']['name']} step {metadata['step']}, test"))
+    paths.append(confusion_plot(confusion, out_dir / "confusion.png", f"{info.recipe} step {info.step}, test"))
     mistakes = confident_mistakes(images, labels, probabilities, out_dir / "confident-mistakes.png")
     if mistakes:
         paths.append(mistakes)
     else:
         notes.append("no test image is misclassified: no mistakes to draw")
     if first_conv(model) is None:
-        notes.append(f"{metadata['recipe']['model']} has no convolution layers: no filters or feature maps to draw")
+        notes.append(f"{info.model} has no convolution layers: no filters or feature maps to draw")
         return paths, notes
     paths.append(filters_plot(model, out_dir / "filters.png"))
     if inputs is not None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .data import gunzip_if_needed, parse_idx
-from .errors import LenetError
+from .errors import ImageTooLarge, LenetError
+from .idx import gunzip_if_needed, parse_idx
 
 DIGIT_BOX = 20
 FIELD = 28
@@ -36,7 +36,7 @@ def decode_image(payload: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) 
         with Image.open(io.BytesIO(payload)) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise LenetError(f"{name}: image is {width}x{height}, over the limit of {max_pixels} pixels")
+                raise ImageTooLarge(f"{name}: image is {width}x{height}, over the limit of {max_pixels} pixels")
             image = ImageOps.exif_transpose(image)
             image.load()  # decode now so truncated data fails here
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
@@ -49,7 +49,9 @@ def decode_image(payload: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) 
         raise
     except UnidentifiedImageError:
         raise LenetError(f"{name}: not a recognised image format") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:  # Pillow's own guard, for images far over any limit
+        raise ImageTooLarge(f"{name}: image is over the limit of {max_pixels} pixels") from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise LenetError(f"{name}: cannot decode image ({error})") from None
 
 

@@ -1,4 +1,7 @@
-"""The Recipe dataclass (everything a training run needs) and the table of the tutorials' recipes."""
+"""The Recipe dataclass (everything a training run needs) and the table of the tutorials' recipes.
+
+Plain data, importable without torch, so that `lenet --help` starts at once.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,10 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from .augment import AUGMENTATIONS
 from .errors import LenetError
-from .models import list_models
 
+# The distortions augment.py implements, by name.
+AUGMENTATIONS = ("none", "affine", "elastic")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 LOSS_REDUCTIONS = ("mean", "sum")
 LR_SCHEDULES = ("exponential", "one-cycle")
@@ -66,9 +69,6 @@ class Recipe:
             if (not isinstance(value, _FIELD_TYPES[f.type]) or (f.type != "bool" and isinstance(value, bool))
                     or (f.type == "float" and not math.isfinite(value))):
                 raise LenetError(f"recipe field {f.name}: expected {_TYPE_NAMES[f.type]}, got {value!r}")
-        if self.model not in list_models():
-            raise LenetError(f"recipe field model: unknown model {self.model!r}; "
-                             f"known models: {', '.join(list_models())}")
         if self.optimizer not in OPTIMIZERS:
             raise LenetError(f"recipe field optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.loss_reduction not in LOSS_REDUCTIONS:
@@ -109,9 +109,19 @@ class Recipe:
         if unknown:
             raise LenetError(f"{origin}: unknown recipe field(s): {', '.join(unknown)}")
         try:
-            return cls(**values)
+            return _with_known_model(cls(**values))
         except (TypeError, LenetError) as error:  # TypeError: a required field is missing
             raise LenetError(f"{origin}: {error}") from None
+
+
+def _with_known_model(recipe: Recipe) -> Recipe:
+    """RECIPE, once its model is known to the registry. Checked where recipes come in from outside
+    (files, overrides) rather than in __post_init__: the registry needs torch, the table does not."""
+    from .models import list_models
+    if recipe.model not in list_models():
+        raise LenetError(f"recipe field model: unknown model {recipe.model!r}; "
+                         f"known models: {', '.join(list_models())}")
+    return recipe
 
 
 def override(recipe: Recipe, **changes) -> Recipe:
@@ -120,7 +130,7 @@ def override(recipe: Recipe, **changes) -> Recipe:
     unknown = sorted(set(changes) - known)
     if unknown:
         raise LenetError(f"unknown recipe field(s): {', '.join(unknown)}")
-    return dataclasses.replace(recipe, **changes)
+    return _with_known_model(dataclasses.replace(recipe, **changes))
 
 
 # Seed 003's mnist_train.py, reused by seed 000's CNN chapter: batch 100, learning rate decayed by

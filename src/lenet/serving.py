@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-import torch
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
@@ -29,10 +30,10 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .errors import LenetError
-from .export import onnx_model_info
-from .models import NUM_CLASSES
-from .predict import Predictor, load_predictor, top_k
+from .errors import ImageTooLarge, LenetError
+from .idx import NUM_CLASSES
+from .inference import open_model
+from .predict import check_finite, top_k
 from .preprocess import array_to_inputs, image_to_input
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -41,10 +42,16 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may carry."""
+    """What one request may carry; each at least 1."""
     max_body_bytes: int = 4 * 1024 * 1024
     max_image_pixels: int = 16_000_000
     max_batch: int = 64
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LenetError(f"--{f.name.replace('_', '-')} must be at least 1, got {value!r}")
 
 
 class BadRequest(Exception):
@@ -56,7 +63,7 @@ class BadRequest(Exception):
 class InferenceWorker:
     """One task runs the network; requests that arrive while it is busy are batched into its next pass."""
 
-    def __init__(self, predict: Predictor, max_batch: int):
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int):
         self.predict, self.max_batch = predict, max_batch
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
@@ -71,7 +78,7 @@ class InferenceWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
-    async def __call__(self, inputs: np.ndarray) -> torch.Tensor:
+    async def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """Probabilities (N, 10) for float (N, 28, 28) inputs."""
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((inputs, future))
@@ -102,16 +109,6 @@ class InferenceWorker:
                 if not future.done():
                     future.set_result(probabilities[offset:offset + len(inputs)])
                 offset += len(inputs)
-
-
-def model_info(metadata: dict) -> dict:
-    """What GET /model reports, from a checkpoint's metadata or an ONNX file's lenet.* properties."""
-    if "recipe" in metadata:  # a model directory's checkpoint
-        return {"model": metadata["recipe"]["model"], "recipe": metadata["recipe"]["name"],
-                "step": metadata["step"], "test_accuracy": metadata.get("metrics", {}).get("test_accuracy"),
-                "weights_sha256": metadata.get("weights_sha256"),
-                "evaluation_weights": metadata.get("evaluation_weights")}
-    return onnx_model_info(metadata)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -160,9 +157,10 @@ def _array_input(value, name: str) -> np.ndarray:
 def _image_input(payload: bytes, name: str, limits: Limits) -> np.ndarray:
     try:
         return image_to_input(payload, name, limits.max_image_pixels)[None]
+    except ImageTooLarge as error:
+        raise BadRequest(413, str(error)) from None
     except LenetError as error:
-        status = 413 if "over the limit" in str(error) else 400
-        raise BadRequest(status, str(error)) from None
+        raise BadRequest(400, str(error)) from None
 
 
 async def _uploads(body: bytes, headers: Headers, limits: Limits) -> list[tuple[str, bytes]]:
@@ -211,12 +209,13 @@ async def _read_inputs(request: Request, limits: Limits, batch: bool) -> np.ndar
 
 def _top_k_param(request: Request) -> int:
     value = request.query_params.get("top_k", "3")
-    if not value.isdigit() or not 1 <= int(value) <= NUM_CLASSES:
+    # ASCII digits only: str.isdigit() also passes "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,2}", value) or not 1 <= int(value) <= NUM_CLASSES:
         raise BadRequest(400, f"top_k must be an integer from 1 to {NUM_CLASSES}, got {value!r}")
     return int(value)
 
 
-def _prediction(inputs: np.ndarray, probabilities: torch.Tensor, k: int, include_input: bool) -> list[dict]:
+def _prediction(inputs: np.ndarray, probabilities: np.ndarray, k: int, include_input: bool) -> list[dict]:
     results = []
     for image, row, best in zip(inputs, probabilities, top_k(probabilities, k)):
         result = {"class": best[0][0], "probabilities": [float(p) for p in row],
@@ -229,9 +228,9 @@ def _prediction(inputs: np.ndarray, probabilities: torch.Tensor, k: int, include
 
 def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu") -> Starlette:
     """The app serving a model directory's newest checkpoint, or an exported .onnx file."""
-    predictor, metadata = load_predictor(source, device)
-    info = model_info(metadata)
-    worker = InferenceWorker(predictor, limits.max_batch)
+    model = open_model(source, device)
+    info = model.info.to_dict()
+    worker = InferenceWorker(model.probabilities, limits.max_batch)
 
     def handler(batch: bool):
         async def predict(request: Request) -> JSONResponse:
@@ -241,7 +240,11 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
                 inputs = await _read_inputs(request, limits, batch)
             except BadRequest as error:
                 return JSONResponse({"error": str(error)}, status_code=error.status)
-            results = _prediction(inputs, await worker(inputs), k, include_input)
+            try:
+                probabilities = check_finite(await worker(inputs), "model")
+            except LenetError as error:  # damaged weights: the server's fault, said plainly
+                return JSONResponse({"error": str(error)}, status_code=500)
+            results = _prediction(inputs, probabilities, k, include_input)
             return JSONResponse({"predictions": results} if batch else results[0])
         return predict
 
@@ -275,5 +278,7 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, limits:
           device: str = "cpu") -> None:
     """Run the app on uvicorn until interrupted."""
     import uvicorn
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise LenetError(f"--port must be between 0 and 65535, got {port}")
     app = create_app(source, limits, device)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5)

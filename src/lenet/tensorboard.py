@@ -1,4 +1,5 @@
-"""TensorBoard event files for training and evaluation runs, written with PyTorch's SummaryWriter.
+"""TensorBoard event files for training and evaluation runs: written with PyTorch's SummaryWriter,
+read back with TensorBoard's own reader (for `lenet plot`).
 
 Layout under a model directory: events/train (scalars, histograms, graph, misclassified images)
 and events/eval-<split> (what `lenet eval` measured). `tensorboard --logdir MODEL_DIR` shows both.
@@ -6,14 +7,19 @@ and events/eval-<split> (what `lenet eval` measured). `tensorboard --logdir MODE
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from .data import to_float
+from .errors import LenetError
+from .models import eval_mode
 
 EVENTS_DIR = "events"
 TRAIN_RUN = "train"
@@ -31,10 +37,37 @@ LOG_SCALARS = {
 }
 VALIDATION_ACCURACY = "validation/accuracy"
 GRADIENT_PREFIX = "gradient_mean_abs/"
+TILE = 56  # a 28x28 digit drawn at 2x in the labelled grids
 
 
 def train_events_dir(model_dir: str | Path) -> Path:
     return Path(model_dir) / EVENTS_DIR / TRAIN_RUN
+
+
+def labelled_grid(images: np.ndarray, captions: list[str], columns: int = 6) -> np.ndarray:
+    """uint8 (N, 28, 28) digits drawn 2x, white on black, each captioned beneath -> uint8 (H, W) image
+    (the misclassified images of the events, and `lenet plot`'s confident mistakes)."""
+    rows = math.ceil(len(images) / columns) if len(images) else 1
+    caption_h = 16
+    sheet = Image.new("L", (columns * TILE, rows * (TILE + caption_h)), 0)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=12)
+    for i, (image, caption) in enumerate(zip(images, captions)):
+        x, y = (i % columns) * TILE, (i // columns) * (TILE + caption_h)
+        sheet.paste(Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((TILE, TILE), Image.NEAREST), (x, y))
+        draw.text((x + 2, y + TILE + 1), caption, fill=255, font=font)
+    return np.asarray(sheet)
+
+
+def read_training_scalars(model_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series of the training events: tag -> [(step, value)], in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events_dir = train_events_dir(model_dir)
+    if not events_dir.is_dir():
+        raise LenetError(f"{model_dir}: no training events in {events_dir} (trained with --no-tensorboard?)")
+    accumulator = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
 class TrainingEvents:
@@ -47,12 +80,9 @@ class TrainingEvents:
 
     def graph(self, model: nn.Module, example: torch.Tensor) -> None:
         """The network as TensorBoard's graph view (traced once, in eval mode)."""
-        was_training = model.training
-        model.eval()
-        with warnings.catch_warnings():
+        with eval_mode(model), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer chatter about Python values in forward
             self.writer.add_graph(model, to_float(example))
-        model.train(was_training)
 
     def log(self, event: dict) -> None:
         """A training log event: the LOG_SCALARS plus the per-layer mean absolute gradient."""
@@ -65,7 +95,6 @@ class TrainingEvents:
     def validation(self, step: int, accuracy: float, misclassified: torch.Tensor,
                    labels: torch.Tensor, predictions: torch.Tensor) -> None:
         """Validation accuracy and a captioned grid of (some of) the images the model got wrong."""
-        from .plots import labelled_grid  # Pillow only; matplotlib is not needed here
         self.writer.add_scalar(VALIDATION_ACCURACY, accuracy, step)
         if len(misclassified):
             captions = [f"{t} -> {p}" for t, p in zip(labels.tolist(), predictions.tolist())]

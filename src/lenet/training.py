@@ -2,48 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import dataclasses
 import math
-import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .augment import distort
-from .checkpoint import RECIPE_FILE, claim_model_dir, list_checkpoints, load_weights, read_checkpoint, \
-    read_json, save_checkpoint, write_json
+from .checkpoint import (RECIPE_FILE, check_resumable, claim_model_dir, list_checkpoints, load_weights,
+                         read_checkpoint, restore_resume_state, resume_state, save_checkpoint)
 from .data import BatchOrder, Mnist, to_float
 from .errors import LenetError
-from .evaluation import batched_logits, evaluate, metrics_from_logits
+from .evaluation import evaluate, metrics_from_logits
+from .execution import Execution, deterministic_mode, resolve_device, synchronize
+from .files import write_json
+from .inference import batched_logits
 from .models import build_model, l2_weights
-from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
+from .recipes import Recipe
 from .tensorboard import MISCLASSIFIED_SHOWN, TrainingEvents
 
 Report = Callable[[dict], None]
-PRECISIONS = ("fp32", "bf16")
-
-
-@dataclasses.dataclass(frozen=True)
-class Execution:
-    """How a run computes, as opposed to what it learns (the Recipe).
-
-    The same recipe and seed give the same curve whatever these say, up to floating-point
-    rounding, so they are not part of the recipe and a run may resume with other settings.
-    """
-    precision: str = "fp32"       # "bf16": autocast convolutions and matrix products to bfloat16
-    channels_last: bool = True    # NHWC activations: the layout oneDNN and cuDNN convolve fastest
-    compile: bool = False         # torch.compile the network (one-off compile time, faster steps);
-                                  # its dropout masks come from another generator unless deterministic
-    deterministic: bool = False   # bitwise-reproducible kernels only (CPU kernels already are)
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise LenetError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 class TrainingDiverged(LenetError):
@@ -177,16 +160,10 @@ def gradient_mean_abs(model: nn.Module) -> dict[str, float]:
     return dict(zip(sums, values))
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work, so that a clock read afterwards includes it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _compile_warm_up(step_model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-                     bf16: bool, report: Report, step: int) -> float:
+                     bf16: bool) -> float:
     """Compile forward and backward on one batch without training (no update; RNG state and buffers
-    such as BatchNorm's running statistics restored), report how long it took and return the seconds.
+    such as BatchNorm's running statistics restored); returns the seconds it took.
 
     On a GPU it runs three times: CUDA-graph trees record on a later call than the first.
     """
@@ -205,155 +182,27 @@ def _compile_warm_up(step_model: nn.Module, optimizer: torch.optim.Optimizer, in
     if inputs.is_cuda:
         torch.cuda.set_rng_state(cuda_rng)
     torch.set_rng_state(cpu_rng)
-    seconds = time.perf_counter() - started
-    report({"kind": "compile", "step": step, "seconds": seconds})
-    return seconds
+    return time.perf_counter() - started
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split the optimizer state into safetensors-able tensors and JSON-able settings."""
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{key}"] = value
-            else:
-                scalars[f"{index}.{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+class StepStats:
+    """Per-step [cross-entropy, correct] kept on the device until a log line reads them, and the
+    clock of training time (steps only: what runs aside, such as validation, is not counted)."""
 
+    def __init__(self, log_every_steps: int, start_step: int, device: torch.device):
+        self.rows = torch.zeros(log_every_steps, 2, device=device)
+        self.device, self.pending_from = device, start_step
+        self.started = self.clock = time.perf_counter()
+        self.aside_seconds = 0.0
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], saved: dict) -> None:
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
-    for name, value in saved["scalars"].items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+    def record(self, step: int, row: torch.Tensor) -> None:
+        self.rows[step - self.pending_from] = row
 
-
-def check_resumable(stored: Recipe, requested: Recipe, model_dir: Path) -> None:
-    """Resuming may extend total_steps; any other change needs a new model directory."""
-    changed = [f.name for f in dataclasses.fields(Recipe)
-               if f.name != "total_steps" and getattr(stored, f.name) != getattr(requested, f.name)]
-    if changed:
-        raise LenetError(f"{model_dir} was trained with a different recipe (fields {', '.join(changed)} differ); "
-                         f"use a new --model-dir or drop those options to resume")
-
-
-def resolve_recipe(model_dir: str | Path, recipe_name: str | None = None, **overrides) -> Recipe:
-    """The recipe for a run in MODEL_DIR: the stored one when resuming, else the named one; then OVERRIDES.
-
-    Resuming may only extend total_steps (checked by train); naming no recipe for a new directory
-    takes the default.
-    """
-    recipe_path = Path(model_dir) / RECIPE_FILE
-    if recipe_name is None and recipe_path.exists():
-        base = Recipe.from_dict(read_json(recipe_path), str(recipe_path))
-    else:
-        base = get_recipe(recipe_name or DEFAULT_RECIPE)
-    return override(base, **overrides)
-
-
-def resolve_device(device: str) -> torch.device:
-    """'cpu' or 'cuda', refusing CUDA when this machine has none."""
-    if device not in ("cpu", "cuda"):
-        raise LenetError(f"--device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise LenetError("--device cuda: no CUDA device is available on this machine")
-    return torch.device(device)
-
-
-# cuBLAS gives reproducible matrix products only with a fixed workspace; with deterministic
-# algorithms on, PyTorch refuses CUDA matmuls unless this is set before cuBLAS's first use.
-CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
-
-
-def enter_deterministic_mode(device: torch.device, compiled: bool) -> Callable[[], None]:
-    """Turn on the process-wide switches for bitwise-reproducible training on DEVICE; returns the
-    function that puts them back as they were (the cuBLAS setting stays: cuBLAS reads it once)."""
-    deterministic, benchmark = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
-    if compiled:  # compiled dropout otherwise draws its masks from its own generator
-        from torch._inductor import config as inductor_config  # imported here: it takes seconds
-        fallback_random, inductor_config.fallback_random = inductor_config.fallback_random, True
-
-    def restore() -> None:
-        torch.use_deterministic_algorithms(deterministic)
-        torch.backends.cudnn.benchmark = benchmark
-        if compiled:
-            inductor_config.fallback_random = fallback_random
-    return restore
-
-
-def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str = "cpu",
-          report: Report | None = None, stop_requested: Callable[[], bool] | None = None,
-          tensorboard: bool = True, histogram_every_steps: int = 1000,
-          execution: Execution = Execution()) -> dict:
-    """Train RECIPE into MODEL_DIR (resuming from its newest checkpoint) and return the final metrics.
-
-    REPORT receives dicts with a "kind" of log, validation, checkpoint or test. When
-    STOP_REQUESTED returns true the loop saves a checkpoint after the current step and returns.
-    TENSORBOARD writes event files under MODEL_DIR/events/train, with weight and gradient
-    histograms every HISTOGRAM_EVERY_STEPS steps. EXECUTION says how to compute (see Execution).
-    One run at a time trains in a model directory: while this one runs, another is refused.
-    """
-    with claim_model_dir(model_dir):
-        return _train_claimed(recipe, Path(model_dir), data, device, report or (lambda event: None), stop_requested,
-                              tensorboard, histogram_every_steps, execution)
-
-
-def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: str, report: Report,
-                   stop_requested: Callable[[], bool] | None, tensorboard: bool, histogram_every_steps: int,
-                   execution: Execution) -> dict:
-    """train()'s work, once the model directory is claimed."""
-    recipe_path = model_dir / RECIPE_FILE
-    if recipe_path.exists():
-        check_resumable(Recipe.from_dict(read_json(recipe_path), str(recipe_path)), recipe, model_dir)
-    write_json(recipe_path, recipe.to_dict())
-    device = resolve_device(device)
-
-    torch.manual_seed(recipe.seed)
-    layout = torch.channels_last if execution.channels_last else torch.contiguous_format
-    model = build_model(recipe.model).to(device, memory_format=layout)
-    optimizer = build_optimizer(recipe, model)
-    average = WeightAverage(model) if recipe.ema_decay > 0 else None
-    eval_model = average.model if average else model
-    start_step, metrics = 0, {}
-    if list_checkpoints(model_dir):
-        metadata, eval_weights, state = read_checkpoint(model_dir)
-        load_weights(eval_model, eval_weights, str(model_dir))
-        if average:
-            load_weights(model, {k[len("raw."):]: v for k, v in state.items() if k.startswith("raw.")},
-                         str(model_dir))
-        _restore_optimizer(optimizer, state, metadata["optimizer"])
-        torch.set_rng_state(state["rng.cpu"])
-        if device.type == "cuda" and "rng.cuda" in state:
-            torch.cuda.set_rng_state(state["rng.cuda"])
-        start_step, metrics = metadata["step"], metadata["metrics"]
-
-    data = (data.without_validation() if recipe.train_on_validation else data).to(device)
-    # The compiled network shares its parameters with MODEL; checkpoints and evaluation use MODEL.
-    # On a GPU, "reduce-overhead" replays the step as a CUDA graph: one launch instead of dozens.
-    step_model = (torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
-                  if execution.compile else model)
-    batches = BatchOrder(len(data.train_labels), recipe.batch_size, recipe.seed, device)
-    regularized = l2_weights(model)
-    # Per-step [cross-entropy, correct] stay on the device until the next log line reads them.
-    step_stats = torch.zeros(recipe.log_every_steps, 2, device=device)
-    pending_from = start_step
-    clock = time.perf_counter()
-
-    def drain(step: int) -> dict:
-        """Read the stats of steps [pending_from, step) from the device (the sync point), check them."""
-        nonlocal pending_from, clock
-        rows = step_stats[:step - pending_from].cpu()
+    def drain(self, step: int, recipe: Recipe, learning_rate: float, regularized: list[torch.Tensor],
+              model_dir: Path) -> dict:
+        """The log event of steps [pending_from, STEP), read from the device (the sync point); a
+        non-finite loss raises TrainingDiverged."""
+        rows = self.rows[:step - self.pending_from].cpu()
         # The L2 penalty is not in the step's graph (add_l2_gradient adds its gradient): it is
         # computed here, of the weights after the logged step's update.
         l2_loss = l2_penalty(regularized, recipe.l2_rate).item() if recipe.l2_rate > 0 else 0.0
@@ -361,73 +210,132 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: str, re
         if not math.isfinite(l2_loss):
             bad_rows.append(len(rows) - 1)  # the weights of the last step
         if bad_rows:
-            bad_row = bad_rows[0]
             saved = list_checkpoints(model_dir)
             raise TrainingDiverged(
-                f"loss became {rows[bad_row, 0].item() + l2_loss} at step {pending_from + bad_row + 1} "
-                f"(learning rate {lr:g}); stopped, newest checkpoint kept: "
+                f"loss became {rows[bad_rows[0], 0].item() + l2_loss} at step {self.pending_from + bad_rows[0] + 1} "
+                f"(learning rate {learning_rate:g}); stopped, newest checkpoint kept: "
                 f"{'step ' + str(saved[-1]) if saved else 'none'}. Lower --learning-rate (seed 001's literal "
                 f"gradient descent at 0.5 on a summed loss diverges this way)")
         now = time.perf_counter()
-        images_per_s = (step - pending_from) * recipe.batch_size / max(now - clock, 1e-9)
-        pending_from, clock = step, now
+        images_per_s = (step - self.pending_from) * recipe.batch_size / max(now - self.clock, 1e-9)
+        self.pending_from, self.clock = step, now
         cross_entropy, correct = rows[-1].tolist()
         return {"kind": "log", "step": step, "total_loss": cross_entropy + l2_loss, "cross_entropy": cross_entropy,
                 "l2_loss": l2_loss, "batch_accuracy": correct / recipe.batch_size,
-                "learning_rate": lr, "images_per_s": images_per_s, "gradient_mean_abs": gradient_mean_abs(model)}
+                "learning_rate": learning_rate, "images_per_s": images_per_s}
 
-    def validate(step: int) -> float:
-        logits = batched_logits(eval_model, data.val_images)
-        accuracy = metrics_from_logits(logits, data.val_labels)["accuracy"]
-        if events:
-            predictions = logits.argmax(1)
-            wrong = (predictions != data.val_labels).nonzero().flatten()[:MISCLASSIFIED_SHOWN]
-            events.validation(step, accuracy, data.val_images[wrong], data.val_labels[wrong], predictions[wrong])
-        return accuracy
+    @contextlib.contextmanager
+    def aside(self) -> Iterator[None]:
+        """Time the block apart from training, after waiting for the device's queued steps."""
+        synchronize(self.device)
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        self.aside_seconds += seconds
+        self.clock += seconds  # the next log line's images/s counts training only
 
-    def checkpoint(step: int) -> None:
-        state = {"rng.cpu": torch.get_rng_state()}
-        if device.type == "cuda":
-            state["rng.cuda"] = torch.cuda.get_rng_state()
-        if average:
-            state.update({f"raw.{k}": v for k, v in model.state_dict().items()})
-        optimizer_tensors, optimizer_settings = _optimizer_tensors(optimizer)
-        state.update(optimizer_tensors)
-        path = save_checkpoint(model_dir, step, eval_model.state_dict(), state, {
-            "recipe": recipe.to_dict(), "metrics": metrics, "dataset_sha256": data.sha256,
-            "optimizer": optimizer_settings, "evaluation_weights": "moving_average" if average else "trained",
-        }, recipe.keep_checkpoints)
-        report({"kind": "checkpoint", "step": step, "path": str(path)})
+    def train_seconds(self) -> float:
+        return time.perf_counter() - self.started - self.aside_seconds
 
+
+def _validate(eval_model: nn.Module, data: Mnist, step: int, events: TrainingEvents | None) -> float:
+    """Validation accuracy at STEP; the misclassified images go to the events."""
+    logits = batched_logits(eval_model, data.val_images)
+    accuracy = metrics_from_logits(logits, data.val_labels)["accuracy"]
+    if events:
+        predictions = logits.argmax(1)
+        wrong = (predictions != data.val_labels).nonzero().flatten()[:MISCLASSIFIED_SHOWN]
+        events.validation(step, accuracy, data.val_images[wrong], data.val_labels[wrong], predictions[wrong])
+    return accuracy
+
+
+def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
+          optimizer: torch.optim.Optimizer, metrics: dict, data: Mnist) -> dict:
+    """Checkpoint STEP; returns the checkpoint event."""
+    state, optimizer_settings = resume_state(model, optimizer, averaged=average is not None)
+    path = save_checkpoint(model_dir, step, (average.model if average else model).state_dict(), state,
+                           recipe=recipe, metrics=metrics, dataset_sha256=data.sha256, optimizer=optimizer_settings,
+                           evaluation_weights="moving_average" if average else "trained",
+                           keep=recipe.keep_checkpoints)
+    return {"kind": "checkpoint", "step": step, "path": str(path)}
+
+
+def _resume(model_dir: Path, model: nn.Module, average: WeightAverage | None,
+            optimizer: torch.optim.Optimizer) -> tuple[int, dict]:
+    """Restore the newest checkpoint of MODEL_DIR, if any, into the run; returns (its step, its metrics)."""
+    if not list_checkpoints(model_dir):
+        return 0, {}
+    checkpoint, eval_weights, state = read_checkpoint(model_dir)
+    load_weights(average.model if average else model, eval_weights, str(model_dir))
+    restore_resume_state(checkpoint, state, model, optimizer, averaged=average is not None)
+    return checkpoint.step, dict(checkpoint.metrics)
+
+
+def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torch.device = "cpu",
+          report: Report | None = None, stop_requested: Callable[[], bool] | None = None,
+          tensorboard: bool = True, histogram_every_steps: int = 1000,
+          execution: Execution = Execution()) -> dict:
+    """Train RECIPE into MODEL_DIR (resuming from its newest checkpoint) and return the final metrics.
+
+    REPORT receives dicts with a "kind" of start (images, resume step), compile, log, validation,
+    checkpoint or test. When STOP_REQUESTED returns true the loop saves a checkpoint after the
+    current step and returns. TENSORBOARD writes event files under MODEL_DIR/events/train, with
+    weight and gradient histograms every HISTOGRAM_EVERY_STEPS steps. EXECUTION says how to compute.
+    One run at a time trains in a model directory: while this one runs, another is refused.
+    """
+    model_dir, report = Path(model_dir), report or (lambda event: None)
+    device = resolve_device(device)
+    if isinstance(histogram_every_steps, bool) or not isinstance(histogram_every_steps, int) \
+            or histogram_every_steps < 0:
+        raise LenetError(f"--histogram-every must be a whole number >= 0, got {histogram_every_steps}")
+    with claim_model_dir(model_dir), \
+            (deterministic_mode(device, execution.compile) if execution.deterministic else contextlib.nullcontext()):
+        return _train_claimed(recipe, model_dir, data, device, report, stop_requested, tensorboard,
+                              histogram_every_steps, execution)
+
+
+def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: torch.device, report: Report,
+                   stop_requested: Callable[[], bool] | None, tensorboard: bool, histogram_every_steps: int,
+                   execution: Execution) -> dict:
+    """train()'s work, once the model directory is claimed."""
+    check_resumable(model_dir, recipe)
+    torch.manual_seed(recipe.seed)
+    layout = execution.memory_format
+    model = build_model(recipe.model).to(device, memory_format=layout)
+    optimizer = build_optimizer(recipe, model)
+    average = WeightAverage(model) if recipe.ema_decay > 0 else None
+    eval_model = average.model if average else model
+    start_step, metrics = _resume(model_dir, model, average, optimizer)
+    write_json(model_dir / RECIPE_FILE, recipe.to_dict())  # only once the checks above have passed
+    data = (data.without_validation() if recipe.train_on_validation else data).to(device)
+    report({"kind": "start", "step": start_step, "images": len(data.train_labels), "device": str(device)})
+    # The compiled network shares its parameters with MODEL; checkpoints and evaluation use MODEL.
+    # On a GPU, "reduce-overhead" replays the step as a CUDA graph: one launch instead of dozens.
+    step_model = (torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
+                  if execution.compile else model)
+    batches = BatchOrder(len(data.train_labels), recipe.batch_size, recipe.seed, device)
+    regularized = l2_weights(model)
     events = TrainingEvents(model_dir, start_step) if tensorboard else None
-    lr = recipe.learning_rate
-    done = start_step
-    model.train()
-    compile_seconds = aside_seconds = 0.0
-    # Process-wide switches, put back when training returns or fails.
-    leave_deterministic_mode = enter_deterministic_mode(device, execution.compile) if execution.deterministic \
-        else None
-    try:
+    compile_seconds = 0.0
+    with contextlib.closing(events) if events else contextlib.nullcontext():
         if events and start_step == 0:
             events.graph(model, data.train_images[:1])
         if execution.compile:
-            compile_seconds = _compile_warm_up(step_model, optimizer,
-                                               to_float(data.train_images[:recipe.batch_size])
-                                               .contiguous(memory_format=layout), execution.precision == "bf16",
-                                               report, start_step)
-        # Training time excludes compilation and everything that is not a step: validation, the test,
-        # checkpoints and histograms (timed apart, after waiting for the device, as aside_seconds).
-        clock = loop_started = time.perf_counter()
+            compile_seconds = _compile_warm_up(step_model, optimizer, to_float(data.train_images[:recipe.batch_size])
+                                               .contiguous(memory_format=layout), execution.bf16)
+            report({"kind": "compile", "step": start_step, "seconds": compile_seconds})
+        model.train()
+        stats = StepStats(recipe.log_every_steps, start_step, device)  # the training clock starts here
+        done = start_step
         for step in range(start_step, recipe.total_steps):
             lr = learning_rate_at(recipe, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             indices = batches.indices(step)
             inputs = distort(to_float(data.train_images[indices]), recipe.augment).contiguous(memory_format=layout)
-            step_stats[step - pending_from] = train_step(step_model, optimizer, inputs, data.train_labels[indices],
-                                                         regularized, recipe, execution.precision == "bf16")
-            if average:
-                # Averaged after the update; num_updates is the global step before this update.
+            stats.record(step, train_step(step_model, optimizer, inputs, data.train_labels[indices], regularized,
+                                          recipe, execution.bf16))
+            if average:  # averaged after the update; num_updates is the global step before it
                 average.update(ema_decay_at(recipe.ema_decay, step))
 
             done = step + 1
@@ -436,7 +344,8 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: str, re
             checkpointing = done % recipe.checkpoint_every_steps == 0 or last or stopping
             # Checkpoint steps are checked too, so a checkpoint never holds non-finite weights.
             if done == 1 or done % recipe.log_every_steps == 0 or checkpointing:
-                log = drain(done)
+                log = stats.drain(done, recipe, lr, regularized, model_dir) | {
+                    "gradient_mean_abs": gradient_mean_abs(model)}
                 metrics["train_loss"] = log["total_loss"]
                 report(log)
                 if events:
@@ -445,27 +354,17 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: str, re
             validating = (done % recipe.eval_every_steps == 0 or last) and len(data.val_labels) > 0
             if not (histogram or validating or checkpointing):
                 continue
-            synchronize(device)
-            aside_from = time.perf_counter()
-            if histogram:
-                events.histograms(done, model)
-            if validating:
-                metrics["validation_accuracy"] = validate(done)
-                report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
-            if last:
-                metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
-                report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
-            if checkpointing:
-                checkpoint(done)
-            aside = time.perf_counter() - aside_from
-            aside_seconds += aside
-            clock += aside  # the next log line's images/s counts training only
+            with stats.aside():  # validation, the test, checkpoints and histograms are not training time
+                if histogram:
+                    events.histograms(done, model)
+                if validating:
+                    metrics["validation_accuracy"] = _validate(eval_model, data, done, events)
+                    report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
+                if last:
+                    metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
+                    report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
+                if checkpointing:
+                    report(_save(model_dir, done, recipe, model, average, optimizer, metrics, data))
             if stopping:
                 break
-    finally:
-        if events:
-            events.close()
-        if leave_deterministic_mode:
-            leave_deterministic_mode()
-    train_seconds = time.perf_counter() - loop_started - aside_seconds
-    return {"step": done, **metrics, "train_seconds": train_seconds, "compile_seconds": compile_seconds}
+    return {"step": done, **metrics, "train_seconds": stats.train_seconds(), "compile_seconds": compile_seconds}

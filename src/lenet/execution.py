@@ -1,0 +1,90 @@
+"""How a run computes, as opposed to what it learns: precision, layout, compilation, determinism, device.
+
+torch is imported inside the functions that use it: the CLI reads PRECISIONS to build its options,
+and `lenet --help` must not wait for torch to load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Iterator
+
+from .errors import LenetError
+
+if TYPE_CHECKING:
+    import torch
+
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("cpu", "cuda")
+# cuBLAS gives reproducible matrix products only with a fixed workspace; with deterministic
+# algorithms on, PyTorch refuses CUDA matmuls unless this is set before cuBLAS's first use.
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a run computes, as opposed to what it learns (the Recipe).
+
+    The same recipe and seed give the same curve whatever these say, up to floating-point
+    rounding, so they are not part of the recipe and a run may resume with other settings.
+    """
+    precision: str = "fp32"       # "bf16": autocast convolutions and matrix products to bfloat16
+    channels_last: bool = True    # NHWC activations: the layout oneDNN and cuDNN convolve fastest
+    compile: bool = False         # torch.compile the network (one-off compile time, faster steps);
+                                  # its dropout masks come from another generator unless deterministic
+    deterministic: bool = False   # bitwise-reproducible kernels only (CPU kernels already are)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise LenetError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16"
+
+    @property
+    def memory_format(self) -> "torch.memory_format":
+        import torch
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def resolve_device(device: "str | torch.device") -> "torch.device":
+    """'cpu' or 'cuda', refusing CUDA when this machine has none."""
+    import torch
+    name = device.type if isinstance(device, torch.device) else device
+    if name not in DEVICES:
+        raise LenetError(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LenetError("--device cuda: no CUDA device is available on this machine")
+    return torch.device(device)
+
+
+def synchronize(device: "torch.device") -> None:
+    """Wait for the device's queued work, so that a clock read afterwards includes it."""
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def deterministic_mode(device: "torch.device", compiled: bool) -> Iterator[None]:
+    """The process-wide switches for bitwise-reproducible training on DEVICE, on for the block and
+    then put back as they were, however it ends (the cuBLAS setting stays: cuBLAS reads it once)."""
+    import torch
+    deterministic, benchmark = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    if compiled:  # compiled dropout otherwise draws its masks from its own generator
+        from torch._inductor import config as inductor_config  # imported here: it takes seconds
+        fallback_random, inductor_config.fallback_random = inductor_config.fallback_random, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.benchmark = benchmark
+        if compiled:
+            inductor_config.fallback_random = fallback_random

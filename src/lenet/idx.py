@@ -1,0 +1,75 @@
+"""The IDX file format MNIST comes in (raw or gzip), and the shape of its contents: 28x28 images, 10 classes.
+
+Nothing here needs torch, so reading pictures and IDX files for an exported model starts quickly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LenetError
+from .files import atomic_write_bytes
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def gunzip_if_needed(raw: bytes, name: str) -> bytes:
+    """RAW itself, or its decompressed content when it starts with the gzip magic bytes."""
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError) as error:
+        raise LenetError(f"{name}: corrupt gzip data ({error})") from None
+
+
+def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse an IDX buffer, checking the magic number, the dimensions and the length."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise LenetError(f"{name}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    ndim = raw[3]
+    if ndim == 0:
+        raise LenetError(f"{name}: IDX file declares 0 dimensions")
+    header_bytes = 4 + 4 * ndim
+    if len(raw) < header_bytes:
+        raise LenetError(f"{name}: IDX header truncated ({len(raw)} bytes, needs {header_bytes})")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    elements = 1
+    for size in shape:  # Python integers: four dimensions of 65,536 would wrap to 0 in int64
+        elements *= size
+    expected = header_bytes + elements * dtype.itemsize
+    if len(raw) != expected:
+        raise LenetError(f"{name}: IDX data length {len(raw)} bytes does not match dimensions "
+                         f"{'x'.join(map(str, shape))} ({expected} bytes expected)")
+    return np.frombuffer(raw, dtype, offset=header_bytes).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray:
+    """Read an IDX file (raw or gzip) into a numpy array, verifying its SHA-256 when given."""
+    path = Path(path)
+    try:
+        raw = gunzip_if_needed(path.read_bytes(), str(path))
+    except OSError as error:
+        raise LenetError(f"{path}: cannot read ({error.strerror})") from None
+    if expected_sha256 is not None and hashlib.sha256(raw).hexdigest() != expected_sha256:
+        raise LenetError(f"{path}: SHA-256 checksum mismatch (file is corrupt or not the MNIST file); "
+                         f"delete it and let lenet download it again")
+    return parse_idx(raw, str(path))
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> None:
+    """Write a uint8 array as an uncompressed IDX file (atomically)."""
+    array = np.ascontiguousarray(array)
+    if array.dtype != np.uint8:
+        raise LenetError(f"{path}: only uint8 arrays can be written as IDX, got {array.dtype}")
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    atomic_write_bytes(Path(path), header + array.tobytes())

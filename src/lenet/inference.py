@@ -1,0 +1,280 @@
+"""Open a trained model (a model directory or an exported .onnx file) and run it on batches of images.
+
+`open_model` is the one place that tells the two kinds of source apart; eval, ensemble, predict,
+serve, plot and export all go through it. torch is imported only for model directories: an
+exported file runs on numpy and onnxruntime alone, so `lenet predict --model x.onnx` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+
+from .errors import LenetError
+from .idx import IMAGE_SIZE, NUM_CLASSES
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .checkpoint import Checkpoint
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+# Images per inference batch. On the CPU, 100 keeps the largest activation of the widest network
+# (bn-cnn-wide: 64 x 28 x 28 floats, 200 KB per image) under glibc's 32 MB mmap threshold, so
+# batches reuse heap memory; at 1,000 every batch maps fresh pages from the kernel, and the page
+# faults took most of the time (`benchmarks/throughput.py --infer-batch 100` vs 1000).
+CPU_INFERENCE_BATCH = 100
+GPU_INFERENCE_BATCH = 1000
+ONNX_INFERENCE_BATCH = 1000  # onnxruntime keeps its own memory pool
+
+INPUT_FORMAT = ("images: float32 (N, 1, 28, 28), white ink on black, pixel / 255 in [0, 1], the digit "
+                "normalized as MNIST (longer side 20 px, centred by centre of mass in 28x28; "
+                "`lenet predict` and lenet.preprocess do this); output logits: float32 (N, 10), "
+                "softmax gives the probabilities of classes 0-9")
+
+
+def is_onnx_file(source: str | Path) -> bool:
+    """Whether SOURCE names an exported ONNX file rather than a model directory: the .onnx suffix."""
+    return Path(source).suffix.lower() == ".onnx"
+
+
+def check_top_k(k: int) -> int:
+    """K, refused unless 1 <= K <= the number of classes."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= NUM_CLASSES:
+        raise LenetError(f"--top-k must be from 1 to {NUM_CLASSES}, got {k}")
+    return k
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model says about itself: from a checkpoint's sidecar or an ONNX file's lenet.* properties.
+    Any field may be None for an ONNX file made elsewhere."""
+    model: str | None                # the registered network, e.g. "tutorial-cnn"
+    recipe: str | None               # the recipe's name
+    step: int | None
+    test_accuracy: float | None
+    weights_sha256: str | None
+    evaluation_weights: str | None   # "moving_average" or "trained"
+    trained_on_validation: bool      # the recipe's train_on_validation: its validation split is not held out
+    input_format: str = INPUT_FORMAT
+
+    def to_dict(self) -> dict:
+        """The fields GET /model reports."""
+        return {k: v for k, v in asdict(self).items() if k not in ("trained_on_validation", "input_format")}
+
+
+def check_held_out(source: str | Path, info: ModelInfo, split: str) -> None:
+    """Refuse to measure a model on validation images it was trained on."""
+    if split == "validation" and info.trained_on_validation:
+        raise LenetError(f"{source}: trained on the validation images too (recipe field train_on_validation); "
+                         f"use --split test")
+
+
+def batch_slices(total: int, batch_size: int, progress: Progress | None = None) -> Iterator[slice]:
+    """Slices of range(TOTAL), BATCH_SIZE long; PROGRESS(done, total) after each has been used."""
+    for start in range(0, total, batch_size):
+        yield slice(start, start + batch_size)
+        if progress:
+            progress(min(start + batch_size, total), total)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def as_float_inputs(images) -> np.ndarray:
+    """uint8 (N, 28, 28) 0..255 or float (N, 28, 28) / (N, 1, 28, 28) 0..1, numpy or torch -> float32 (N, 1, 28, 28)."""
+    array = np.asarray(images)
+    array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32, copy=False)
+    return array.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+class LoadedModel:
+    """A model ready to predict. Subclasses: CheckpointModel (PyTorch) and OnnxModel (onnxruntime)."""
+    source: Path
+    info: ModelInfo
+    supports_tta: bool = False
+    devices: tuple[str, ...] = ("cpu",)
+
+    def logits(self, images, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
+        """float32 logits (N, 10) of IMAGES (see as_float_inputs), batch by batch. With TTA (test-time
+        augmentation) each image is also seen shifted by one pixel four ways, and the result is the
+        log of the mean probability."""
+        raise NotImplementedError
+
+    def probabilities(self, images) -> np.ndarray:
+        """Softmax probabilities (N, 10) of IMAGES."""
+        return softmax(self.logits(images))
+
+    @property
+    def label(self) -> str:
+        """How results name this model: "step N" for a checkpoint, the file name for an export."""
+        raise NotImplementedError
+
+    def network(self, purpose: str) -> "nn.Module":
+        """The PyTorch network, for what only a model directory has (PURPOSE names it in the error)."""
+        raise LenetError(f"{self.source}: {purpose} needs a model directory, not an ONNX file")
+
+
+class CheckpointModel(LoadedModel):
+    """A model directory's checkpoint (the newest by default), its network on DEVICE in eval mode."""
+    supports_tta = True
+    devices = ("cpu", "cuda")
+
+    def __init__(self, source: Path, device, step: int | None = None):
+        from .checkpoint import load_model
+        from .execution import resolve_device
+        self.source = source
+        self._network, self.checkpoint = load_model(source, resolve_device(device), step)
+        recipe = self.checkpoint.recipe
+        self.info = ModelInfo(model=recipe.model, recipe=recipe.name, step=self.checkpoint.step,
+                              test_accuracy=self.checkpoint.test_accuracy,
+                              weights_sha256=self.checkpoint.weights_sha256,
+                              evaluation_weights=self.checkpoint.evaluation_weights,
+                              trained_on_validation=recipe.train_on_validation)
+
+    def logits(self, images, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
+        import torch
+        images = torch.as_tensor(np.asarray(images)) if not torch.is_tensor(images) else images
+        return batched_logits(self._network, images, progress=progress, tta=tta).float().cpu().numpy()
+
+    @property
+    def label(self) -> str:
+        return f"step {self.info.step}"
+
+    def network(self, purpose: str) -> "nn.Module":
+        return self._network
+
+
+class OnnxModel(LoadedModel):
+    """An exported ONNX file run by onnxruntime on the CPU."""
+
+    def __init__(self, source: Path, device="cpu"):
+        if str(device) != "cpu":
+            raise LenetError(f"{source}: ONNX files run on the CPU (onnxruntime); drop --device {device}")
+        if not source.is_file():
+            raise LenetError(f"{source}: no such ONNX file")
+        import onnxruntime
+        self.source = source
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for bad files
+            raise LenetError(f"{source}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, IMAGE_SIZE, IMAGE_SIZE]:
+            raise LenetError(f"{source}: expected one input of shape (N, 1, 28, 28), "
+                             f"got {[(i.name, i.shape) for i in inputs]}")
+        outputs = self.session.get_outputs()
+        if len(outputs) != 1 or list(outputs[0].shape[1:]) != [NUM_CLASSES]:
+            raise LenetError(f"{source}: expected one output of shape (N, {NUM_CLASSES}), "
+                             f"got {[(o.name, o.shape) for o in outputs]}")
+        self.input_name = inputs[0].name
+        self.properties = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.info = info_from_properties(self.properties)
+
+    @property
+    def label(self) -> str:
+        return self.source.name
+
+    def logits(self, images, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
+        if tta:
+            raise LenetError(f"{self.source}: --tta needs a model directory, not an ONNX file")
+        inputs = as_float_inputs(images)
+        chunks = [self.session.run(None, {self.input_name: inputs[batch]})[0]
+                  for batch in batch_slices(len(inputs), ONNX_INFERENCE_BATCH, progress)]
+        return np.concatenate(chunks).astype(np.float32) if chunks else np.empty((0, NUM_CLASSES), np.float32)
+
+
+def open_model(source: str | Path, device="cpu", step: int | None = None) -> LoadedModel:
+    """A model directory's checkpoint STEP (the newest by default) or an exported .onnx file, ready to predict."""
+    source = Path(source)
+    if is_onnx_file(source):
+        if step is not None:
+            raise LenetError(f"{source}: an ONNX file holds one step; a given step needs a model directory")
+        return OnnxModel(source, device)
+    return CheckpointModel(source, device, step)
+
+
+def model_dir_for(source: str | Path, purpose: str) -> Path:
+    """SOURCE as a model directory, for PURPOSE (say, --watch), which an exported file cannot serve."""
+    from .checkpoint import require_model_dir
+    if is_onnx_file(source):
+        raise LenetError(f"{source}: {purpose} needs a model directory, not an ONNX file")
+    return require_model_dir(source)
+
+
+def batched_logits(model: "nn.Module", images: "torch.Tensor", batch_size: int | None = None,
+                   progress: Progress | None = None, tta: bool = False) -> "torch.Tensor":
+    """Logits on the model's device for uint8 (N, 28, 28) or float (N, 1, 28, 28) images, in eval
+    mode, batch by batch (by default CPU_INFERENCE_BATCH or GPU_INFERENCE_BATCH images). TTA as in
+    LoadedModel.logits."""
+    import torch
+
+    from .augment import TTA_SHIFTS, shifted
+    from .data import to_float
+    from .models import eval_mode
+    device = next(model.parameters()).device
+    batch_size = batch_size or (CPU_INFERENCE_BATCH if device.type == "cpu" else GPU_INFERENCE_BATCH)
+    chunks = []
+    with torch.no_grad(), eval_mode(model):
+        for batch in batch_slices(len(images), batch_size, progress):
+            inputs = images[batch].to(device)
+            inputs = to_float(inputs) if inputs.dtype == torch.uint8 else inputs.float().reshape(-1, 1, 28, 28)
+            if tta:
+                views = torch.stack([torch.softmax(model(shifted(inputs, dy, dx)).float(), dim=1)
+                                     for dy, dx in TTA_SHIFTS])
+                chunks.append(views.mean(0).log())
+            else:
+                chunks.append(model(inputs))
+    return torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES, device=device)
+
+
+# The lenet.* properties of an exported file: written by export_properties, read by info_from_properties.
+def export_properties(checkpoint: "Checkpoint") -> dict[str, str]:
+    """String key/values describing an exported network (stored in the exported file)."""
+    return {
+        "lenet.model": checkpoint.recipe.model,
+        "lenet.recipe": json.dumps(checkpoint.recipe.to_dict(), sort_keys=True),
+        "lenet.step": str(checkpoint.step),
+        "lenet.test_accuracy": "" if checkpoint.test_accuracy is None else str(checkpoint.test_accuracy),
+        "lenet.weights_sha256": checkpoint.weights_sha256,
+        "lenet.evaluation_weights": checkpoint.evaluation_weights,
+        "lenet.input_format": INPUT_FORMAT,
+    }
+
+
+def _parsed(text: str | None, parse: Callable[[str], object]) -> object:
+    try:
+        return parse(text) if text else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def _finite(value: object) -> float | None:
+    return value if isinstance(value, float) and math.isfinite(value) else None
+
+
+def info_from_properties(properties: dict[str, str]) -> ModelInfo:
+    """What an ONNX file's lenet.* properties say, each value None when missing or unreadable: the
+    file may come from elsewhere, and that is no reason to refuse a model that predicts."""
+    recipe = _parsed(properties.get("lenet.recipe"), json.loads)
+    recipe = recipe if isinstance(recipe, dict) else {}
+    step = _parsed(properties.get("lenet.step"), int)
+    return ModelInfo(model=properties.get("lenet.model"),
+                     recipe=recipe.get("name") if isinstance(recipe.get("name"), str) else None,
+                     step=step if isinstance(step, int) and step >= 0 else None,
+                     test_accuracy=_finite(_parsed(properties.get("lenet.test_accuracy"), float)),
+                     weights_sha256=properties.get("lenet.weights_sha256"),
+                     evaluation_weights=properties.get("lenet.evaluation_weights"),
+                     trained_on_validation=recipe.get("train_on_validation") is True,
+                     input_format=properties.get("lenet.input_format") or INPUT_FORMAT)
