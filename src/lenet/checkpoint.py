@@ -42,8 +42,13 @@ RECIPE_FILE = "recipe.json"
 LOCK_FILE = "train.lock"
 _SIDECAR = re.compile(r"^model-(\d+)\.json$")
 EVALUATION_WEIGHTS = ("trained", "moving_average")
-# The state file's keys: RNG states, the raw (not averaged) weights, the optimizer's tensors.
+# The state file's keys: RNG states (rank 0's plain, other ranks' of a distributed run suffixed
+# ".rank-R"), the raw (not averaged) weights, the optimizer's tensors.
 _RNG_CPU, _RNG_CUDA, _RAW, _OPTIMIZER = "rng.cpu", "rng.cuda", "raw.", "optimizer."
+
+
+def _rank_key(key: str, rank: int) -> str:
+    return key if rank == 0 else f"{key}.rank-{rank}"
 
 
 @dataclass(frozen=True)
@@ -258,15 +263,22 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu",
     return model.to(device, memory_format=torch.channels_last).eval(), checkpoint
 
 
-def resume_state(model: nn.Module, optimizer: torch.optim.Optimizer,
-                 averaged: bool) -> tuple[dict[str, torch.Tensor], dict]:
-    """What resuming needs besides the evaluation weights: (tensors for the state file, the optimizer's
-    JSON settings for the sidecar). The raw weights are saved only when the evaluation weights are an
-    average (otherwise they are the evaluation weights)."""
-    device = next(model.parameters()).device
-    tensors = {_RNG_CPU: torch.get_rng_state()}
+def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
+    """This process's generator states (CPU, and the GPU's when training on one)."""
+    states = {_RNG_CPU: torch.get_rng_state()}
     if device.type == "cuda":
-        tensors[_RNG_CUDA] = torch.cuda.get_rng_state(device)
+        states[_RNG_CUDA] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def resume_state(model: nn.Module, optimizer: torch.optim.Optimizer, averaged: bool,
+                 rank_rng_states: list[dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], dict]:
+    """What resuming needs besides the evaluation weights: (tensors for the state file, the optimizer's
+    JSON settings for the sidecar). RANK_RNG_STATES holds rng_states() of each rank (one for a single
+    process). The raw weights are saved only when the evaluation weights are an average (otherwise
+    they are the evaluation weights)."""
+    tensors = {_rank_key(key, rank): state for rank, states in enumerate(rank_rng_states)
+               for key, state in states.items()}
     if averaged:
         tensors.update({_RAW + k: v for k, v in model.state_dict().items()})
     state = optimizer.state_dict()
@@ -281,8 +293,10 @@ def resume_state(model: nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor], model: nn.Module,
-                         optimizer: torch.optim.Optimizer, averaged: bool) -> None:
-    """Put back what resume_state saved: raw weights, optimizer state and RNG states."""
+                         optimizer: torch.optim.Optimizer, averaged: bool, rank: int = 0) -> None:
+    """Put back what resume_state saved: raw weights, optimizer state and RANK's RNG states. A rank
+    the checkpoint has no state for (the run had fewer ranks) is seeded from the recipe's seed, its
+    rank and the step, so its dropout differs from the other ranks' and is the same on every retry."""
     origin = f"{checkpoint.model_dir} (checkpoint {checkpoint.step})"
     if averaged:
         load_weights(model, {k[len(_RAW):]: v for k, v in tensors.items() if k.startswith(_RAW)}, origin)
@@ -296,10 +310,20 @@ def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor
             index, key = name.split(".", 1)
             state.setdefault(int(index), {})[key] = value
         optimizer.load_state_dict({"state": state, "param_groups": checkpoint.optimizer["param_groups"]})
-        torch.set_rng_state(tensors[_RNG_CPU])
+        device = next(model.parameters()).device
+        if _rank_key(_RNG_CPU, rank) in tensors:
+            torch.set_rng_state(tensors[_rank_key(_RNG_CPU, rank)])
+            if device.type == "cuda" and _rank_key(_RNG_CUDA, rank) in tensors:
+                torch.cuda.set_rng_state(tensors[_rank_key(_RNG_CUDA, rank)], device)
+        elif rank > 0:
+            torch.manual_seed(rank_seed(checkpoint.recipe.seed, rank, checkpoint.step))
+        else:
+            raise KeyError(_RNG_CPU)
     except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as error:
         raise LenetError(f"{origin}: the resume state is damaged ({type(error).__name__}: {error}"[:300] + ")") \
             from None
-    device = next(model.parameters()).device
-    if device.type == "cuda" and _RNG_CUDA in tensors:
-        torch.cuda.set_rng_state(tensors[_RNG_CUDA], device)
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The generator seed of a rank other than 0 (rank 0 keeps the recipe's own stream), from STEP on."""
+    return ((seed * 65_536 + rank) * 1_000_003 + step) % 2 ** 63

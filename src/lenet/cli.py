@@ -126,37 +126,84 @@ def _load_data(args: argparse.Namespace):
     return load_mnist(args.data_dir, log=_log)
 
 
+def _without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """ARGV with each of OPTIONS and its value taken out (both `--x v` and `--x=v`)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not arg.startswith(tuple(f"{option}=" for option in options)):
+            kept.append(arg)
+    return kept
+
+
+def _train_seeds(args: argparse.Namespace) -> int:
+    """`lenet train --seeds 0-4 --model-dir runs/x/seed-{seed}`: one process per seed, --parallel at a time."""
+    from .sweep import parse_seeds, run_seeds
+    seeds = parse_seeds(args.seeds)
+    parallel = args.parallel or min(len(seeds), _default_parallel(args.device))
+    argv = _without_options(args.argv, ("--seeds", "--parallel", "--seed"))
+    print(f"training seeds {', '.join(map(str, seeds))}, {parallel} at a time", file=sys.stderr, flush=True)
+    codes = run_seeds(argv, seeds, parallel, args.device)
+    failed = [seed for seed, code in codes.items() if code != 0]
+    print(f"done: {len(codes) - len(failed)} of {len(codes)} seeds trained"
+          + (f"; failed: {', '.join(map(str, sorted(failed)))}" if failed else ""), flush=True)
+    return 1 if failed else 0
+
+
+def _default_parallel(device: str) -> int:
+    """One run per GPU, or per two CPU cores (a run uses both well, so this is at least one)."""
+    if device == "cuda":
+        import torch
+        return max(torch.cuda.device_count(), 1)
+    import os
+    return max(len(os.sched_getaffinity(0)) // 2 if hasattr(os, "sched_getaffinity") else 1, 1)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import resolve_recipe
+    from .distributed import from_environment
     from .execution import resolve_device
     from .training import train
+    if args.seeds is not None:
+        return _train_seeds(args)
+    if args.parallel is not None:
+        raise LenetError("--parallel goes with --seeds")
+    distributed = from_environment()
     recipe = resolve_recipe(args.model_dir, args.recipe, **_overrides(args))
     execution = Execution(args.precision, args.channels_last, args.compile, args.deterministic)
     resolve_device(args.device)  # before the data is loaded
     data = _load_data(args)
     log = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the result
+    speaks = distributed is None or distributed.is_main  # other ranks print nothing unless they fail
     interrupted = []
 
     def request_stop(signum, frame):
         if interrupted:  # a second Ctrl-C (or kill) stops at once
             raise KeyboardInterrupt
         interrupted.append(signum)
-        print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
-              f"(Ctrl-C again to abort)", file=sys.stderr)
+        if speaks:
+            print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                  f"(Ctrl-C again to abort)", file=sys.stderr)
 
     # Ctrl-C, and the SIGTERM of `kill`, job schedulers and containers stopping, save the run.
     previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     progress = _Progress(recipe, args.model_dir, log)
     try:
         result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted),
-                       args.tensorboard, args.histogram_every, execution)
+                       args.tensorboard, args.histogram_every, execution, distributed, args.dist_timeout)
     finally:
         progress.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if interrupted:
-        print(f"interrupted at step {result['step']}; run the same command again to resume", file=sys.stderr)
+        if speaks:
+            print(f"interrupted at step {result['step']}; run the same command again to resume", file=sys.stderr)
         return 128 + interrupted[0]  # the shell's code for death by that signal: 130 for Ctrl-C
+    if not speaks:
+        return 0
     print(json.dumps(result) if args.json else
           f"done: step {result['step']}, test accuracy {result.get('test_accuracy', float('nan')):.4f}; "
           f"{result['train_seconds']:.1f} s training" +
@@ -357,6 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch.compile the network (compile time reported apart); pays on GPUs; "
                             "CPU training measured slower than eager here")
     speed.add_argument("--deterministic", action="store_true", help="bitwise-reproducible kernels only")
+    parallel = p.add_argument_group("several processes (data-parallel ranks: launch with torchrun; see the README)")
+    parallel.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
+                          help="under torchrun: how long a rank waits for the others before the run stops "
+                               "(default 300)")
+    parallel.add_argument("--seeds", metavar="LIST",
+                          help="train these seeds as independent runs side by side, e.g. 0-4 or 1,3,7; "
+                               "--model-dir must contain {seed}")
+    parallel.add_argument("--parallel", type=int, metavar="N",
+                          help="with --seeds: runs at a time, each pinned to its share of the CPU cores or "
+                               "to one GPU (default: one per GPU, or per 2 cores)")
     _data_options(p)
     _add_recipe_overrides(p)
     p.set_defaults(run=cmd_train)
@@ -432,12 +489,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rank_prefix() -> str:
+    """'rank R: ' in a run started by torchrun, so that a failing rank says which it is."""
+    from .distributed import from_environment
+    try:
+        distributed = from_environment()
+    except LenetError:
+        return ""
+    return f"rank {distributed.rank}: " if distributed and distributed.world_size > 1 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv[argv.index(args.command) + 1:]  # the command's own options, for --seeds to pass on
     try:
         return args.run(args)
     except LenetError as error:
-        print(f"lenet: error: {error}", file=sys.stderr)
+        print(f"lenet: error: {_rank_prefix()}{error}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import distort
-from .checkpoint import (RECIPE_FILE, check_resumable, claim_model_dir, list_checkpoints, load_weights,
-                         read_checkpoint, restore_resume_state, resume_state, save_checkpoint)
+from .checkpoint import (RECIPE_FILE, check_resumable, claim_model_dir, list_checkpoints, load_weights, rank_seed,
+                         read_checkpoint, restore_resume_state, resume_state, rng_states, save_checkpoint)
 from .data import BatchOrder, Mnist, to_float
+from .distributed import DEFAULT_TIMEOUT_S, Distributed, Group, process_group
 from .errors import LenetError
 from .evaluation import evaluate, metrics_from_logits
 from .execution import Execution, deterministic_mode, resolve_device, synchronize
@@ -128,14 +129,17 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
                labels: torch.Tensor, regularized: list[torch.Tensor], recipe: Recipe,
-               bf16: bool = False) -> torch.Tensor:
-    """One forward/backward/update on float INPUTS; returns [cross-entropy, correct] on the device."""
+               bf16: bool = False, loss_scale: float = 1.0) -> torch.Tensor:
+    """One forward/backward/update on float INPUTS; returns [cross-entropy, correct] on the device.
+
+    LOSS_SCALE multiplies the loss before backward: a summed loss split over N ranks, whose
+    gradients DistributedDataParallel averages, needs N to be the sum over the whole batch."""
     with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(inputs)
     cross_entropy = F.cross_entropy(logits.float(), labels, reduction=recipe.loss_reduction,
                                     label_smoothing=recipe.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
-    cross_entropy.backward()
+    (cross_entropy * loss_scale if loss_scale != 1.0 else cross_entropy).backward()
     if recipe.l2_rate > 0:
         add_l2_gradient(regularized, recipe.l2_rate)
     optimizer.step()
@@ -199,10 +203,13 @@ class StepStats:
         self.rows[step - self.pending_from] = row
 
     def drain(self, step: int, recipe: Recipe, learning_rate: float, regularized: list[torch.Tensor],
-              model_dir: Path) -> dict:
-        """The log event of steps [pending_from, STEP), read from the device (the sync point); a
-        non-finite loss raises TrainingDiverged."""
-        rows = self.rows[:step - self.pending_from].cpu()
+              model_dir: Path, group: Group) -> dict:
+        """The log event of steps [pending_from, STEP) over the whole global batch, read from the
+        device (the sync point; every rank calls it at the same steps); a non-finite loss raises
+        TrainingDiverged."""
+        rows = group.sum(self.rows[:step - self.pending_from].clone()).cpu()
+        if recipe.loss_reduction == "mean":  # the mean of the ranks' means: the global batch's mean
+            rows[:, 0] /= group.world_size
         # The L2 penalty is not in the step's graph (add_l2_gradient adds its gradient): it is
         # computed here, of the weights after the logged step's update.
         l2_loss = l2_penalty(regularized, recipe.l2_rate).item() if recipe.l2_rate > 0 else 0.0
@@ -250,9 +257,9 @@ def _validate(eval_model: nn.Module, data: Mnist, step: int, events: TrainingEve
 
 
 def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
-          optimizer: torch.optim.Optimizer, metrics: dict, data: Mnist) -> dict:
+          optimizer: torch.optim.Optimizer, metrics: dict, data: Mnist, rank_rng_states: list[dict]) -> dict:
     """Checkpoint STEP; returns the checkpoint event."""
-    state, optimizer_settings = resume_state(model, optimizer, averaged=average is not None)
+    state, optimizer_settings = resume_state(model, optimizer, average is not None, rank_rng_states)
     path = save_checkpoint(model_dir, step, (average.model if average else model).state_dict(), state,
                            recipe=recipe, metrics=metrics, dataset_sha256=data.sha256, optimizer=optimizer_settings,
                            evaluation_weights="moving_average" if average else "trained",
@@ -261,20 +268,28 @@ def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average:
 
 
 def _resume(model_dir: Path, model: nn.Module, average: WeightAverage | None,
-            optimizer: torch.optim.Optimizer) -> tuple[int, dict]:
+            optimizer: torch.optim.Optimizer, rank: int) -> tuple[int, dict]:
     """Restore the newest checkpoint of MODEL_DIR, if any, into the run; returns (its step, its metrics)."""
     if not list_checkpoints(model_dir):
         return 0, {}
     checkpoint, eval_weights, state = read_checkpoint(model_dir)
     load_weights(average.model if average else model, eval_weights, str(model_dir))
-    restore_resume_state(checkpoint, state, model, optimizer, averaged=average is not None)
+    restore_resume_state(checkpoint, state, model, optimizer, average is not None, rank)
     return checkpoint.step, dict(checkpoint.metrics)
+
+
+def _gather_rng_states(group: Group, device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """Every rank's generator states, in rank order (a collective: every rank calls it)."""
+    mine = rng_states(device)
+    gathered = {key: group.gather_rng_states(state) for key, state in mine.items()}
+    return [{key: gathered[key][rank] for key in mine} for rank in range(group.world_size)]
 
 
 def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torch.device = "cpu",
           report: Report | None = None, stop_requested: Callable[[], bool] | None = None,
           tensorboard: bool = True, histogram_every_steps: int = 1000,
-          execution: Execution = Execution()) -> dict:
+          execution: Execution = Execution(), distributed: Distributed | None = None,
+          dist_timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
     """Train RECIPE into MODEL_DIR (resuming from its newest checkpoint) and return the final metrics.
 
     REPORT receives dicts with a "kind" of start (images, resume step), compile, log, validation,
@@ -282,39 +297,72 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torc
     current step and returns. TENSORBOARD writes event files under MODEL_DIR/events/train, with
     weight and gradient histograms every HISTOGRAM_EVERY_STEPS steps. EXECUTION says how to compute.
     One run at a time trains in a model directory: while this one runs, another is refused.
+
+    DISTRIBUTED (distributed.from_environment() under torchrun) trains data-parallel: each rank takes
+    its slice of every global batch of recipe.batch_size; rank 0 alone holds and writes MODEL_DIR
+    and reports, and collectives give up after DIST_TIMEOUT_S. MODEL_DIR must be one directory that
+    every rank reads (the same machine, or a shared filesystem).
     """
     model_dir, report = Path(model_dir), report or (lambda event: None)
     device = resolve_device(device)
     if isinstance(histogram_every_steps, bool) or not isinstance(histogram_every_steps, int) \
             or histogram_every_steps < 0:
         raise LenetError(f"--histogram-every must be a whole number >= 0, got {histogram_every_steps}")
-    with claim_model_dir(model_dir), \
+    if distributed:
+        if recipe.batch_size % distributed.world_size:
+            raise LenetError(f"recipe field batch_size: {recipe.batch_size} images do not split evenly over "
+                             f"{distributed.world_size} ranks (the batch size is the global batch)")
+        if device.type == "cuda":
+            device = torch.device("cuda", distributed.local_rank)
+            torch.cuda.set_device(device)
+    with (process_group(distributed, device, dist_timeout_s) if distributed
+          else contextlib.nullcontext(Group(None))) as group, \
+            (claim_model_dir(model_dir) if group.is_main else contextlib.nullcontext()), \
             (deterministic_mode(device, execution.compile) if execution.deterministic else contextlib.nullcontext()):
-        return _train_claimed(recipe, model_dir, data, device, report, stop_requested, tensorboard,
-                              histogram_every_steps, execution)
+        if not group.is_main:
+            report, tensorboard = (lambda event: None), False  # rank 0 speaks and writes for the run
+        try:
+            return _train_claimed(recipe, model_dir, data, device, report, stop_requested, tensorboard,
+                                  histogram_every_steps, execution, group)
+        except RuntimeError as error:  # gloo and NCCL report a lost or stuck peer this way
+            if not distributed:
+                raise
+            cause = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            saved = list_checkpoints(model_dir)
+            raise LenetError(f"lost contact with another rank, which stopped or failed ({cause}); newest "
+                             f"checkpoint kept: {'step ' + str(saved[-1]) if saved else 'none'}") from None
 
 
 def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: torch.device, report: Report,
                    stop_requested: Callable[[], bool] | None, tensorboard: bool, histogram_every_steps: int,
-                   execution: Execution) -> dict:
+                   execution: Execution, group: Group) -> dict:
     """train()'s work, once the model directory is claimed."""
     check_resumable(model_dir, recipe)
-    torch.manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)  # the same initial weights on every rank
     layout = execution.memory_format
-    model = build_model(recipe.model).to(device, memory_format=layout)
+    model = build_model(recipe.model)
+    if group.world_size > 1 and device.type == "cuda":  # batch statistics over the global batch
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device, memory_format=layout)
     optimizer = build_optimizer(recipe, model)
     average = WeightAverage(model) if recipe.ema_decay > 0 else None
     eval_model = average.model if average else model
-    start_step, metrics = _resume(model_dir, model, average, optimizer)
-    write_json(model_dir / RECIPE_FILE, recipe.to_dict())  # only once the checks above have passed
+    if group.rank > 0:  # other dropout masks and distortions than rank 0's
+        torch.manual_seed(rank_seed(recipe.seed, group.rank))
+    start_step, metrics = _resume(model_dir, model, average, optimizer, group.rank)
+    if group.is_main:
+        write_json(model_dir / RECIPE_FILE, recipe.to_dict())  # only once the checks above have passed
     data = (data.without_validation() if recipe.train_on_validation else data).to(device)
-    report({"kind": "start", "step": start_step, "images": len(data.train_labels), "device": str(device)})
+    report({"kind": "start", "step": start_step, "images": len(data.train_labels), "device": str(device),
+            "ranks": group.world_size})
     # The compiled network shares its parameters with MODEL; checkpoints and evaluation use MODEL.
     # On a GPU, "reduce-overhead" replays the step as a CUDA graph: one launch instead of dozens.
-    step_model = (torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
-                  if execution.compile else model)
+    step_model = group.wrap(model)
+    if execution.compile:
+        step_model = torch.compile(step_model, mode="reduce-overhead" if device.type == "cuda" else None)
     batches = BatchOrder(len(data.train_labels), recipe.batch_size, recipe.seed, device)
     regularized = l2_weights(model)
+    loss_scale = float(group.world_size) if recipe.loss_reduction == "sum" else 1.0
     events = TrainingEvents(model_dir, start_step) if tensorboard else None
     compile_seconds = 0.0
     with contextlib.closing(events) if events else contextlib.nullcontext():
@@ -329,42 +377,44 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: torch.d
         done = start_step
         for step in range(start_step, recipe.total_steps):
             lr = learning_rate_at(recipe, step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            indices = batches.indices(step)
+            for group_settings in optimizer.param_groups:
+                group_settings["lr"] = lr
+            indices = group.shard(batches.indices(step))
             inputs = distort(to_float(data.train_images[indices]), recipe.augment).contiguous(memory_format=layout)
             stats.record(step, train_step(step_model, optimizer, inputs, data.train_labels[indices], regularized,
-                                          recipe, execution.bf16))
+                                          recipe, execution.bf16, loss_scale))
             if average:  # averaged after the update; num_updates is the global step before it
                 average.update(ema_decay_at(recipe.ema_decay, step))
 
             done = step + 1
             last = done == recipe.total_steps
-            stopping = stop_requested is not None and stop_requested()
+            stopping = group.any(stop_requested is not None and stop_requested())  # all ranks stop together
             checkpointing = done % recipe.checkpoint_every_steps == 0 or last or stopping
             # Checkpoint steps are checked too, so a checkpoint never holds non-finite weights.
             if done == 1 or done % recipe.log_every_steps == 0 or checkpointing:
-                log = stats.drain(done, recipe, lr, regularized, model_dir) | {
-                    "gradient_mean_abs": gradient_mean_abs(model)}
+                log = stats.drain(done, recipe, lr, regularized, model_dir, group)
                 metrics["train_loss"] = log["total_loss"]
-                report(log)
-                if events:
-                    events.log(log)
+                if group.is_main:
+                    log["gradient_mean_abs"] = gradient_mean_abs(model)
+                    report(log)
+                    if events:
+                        events.log(log)
+            rank_rng_states = _gather_rng_states(group, device) if checkpointing else None
             histogram = events and histogram_every_steps > 0 and done % histogram_every_steps == 0
             validating = (done % recipe.eval_every_steps == 0 or last) and len(data.val_labels) > 0
-            if not (histogram or validating or checkpointing):
-                continue
-            with stats.aside():  # validation, the test, checkpoints and histograms are not training time
-                if histogram:
-                    events.histograms(done, model)
-                if validating:
-                    metrics["validation_accuracy"] = _validate(eval_model, data, done, events)
-                    report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
-                if last:
-                    metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
-                    report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
-                if checkpointing:
-                    report(_save(model_dir, done, recipe, model, average, optimizer, metrics, data))
+            if group.is_main and (histogram or validating or checkpointing):
+                with stats.aside():  # validation, the test, checkpoints and histograms are not training time
+                    if histogram:
+                        events.histograms(done, model)
+                    if validating:
+                        metrics["validation_accuracy"] = _validate(eval_model, data, done, events)
+                        report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
+                    if last:
+                        metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
+                        report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
+                    if checkpointing:
+                        report(_save(model_dir, done, recipe, model, average, optimizer, metrics, data,
+                                     rank_rng_states))
             if stopping:
                 break
     return {"step": done, **metrics, "train_seconds": stats.train_seconds(), "compile_seconds": compile_seconds}
