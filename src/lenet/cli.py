@@ -166,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import resolve_recipe
     from .distributed import from_environment
     from .execution import resolve_device
-    from .training import train
+    from .training import TrainingDiverged, train
     if args.seeds is not None:
         return _train_seeds(args)
     if args.parallel is not None:
@@ -194,6 +194,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(recipe, args.model_dir, data, args.device, progress, lambda: bool(interrupted),
                        args.tensorboard, args.histogram_every, execution, distributed, args.dist_timeout)
+    except TrainingDiverged:
+        if speaks:
+            raise
+        return 1  # every rank sees the same reduced loss; rank 0 says it once for the run
     finally:
         progress.close()
         for signum, handler in previous.items():
