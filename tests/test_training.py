@@ -265,3 +265,28 @@ def test_fast_recipe_learns_real_digits_with_its_own_schedule(tmp_path, mnist):
 def test_unknown_precision_is_refused():
     with pytest.raises(LenetError, match="precision"):
         Execution(precision="fp8")
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_arithmetic(monkeypatch):
+    from lenet.execution import resolve_precision
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert resolve_precision(Execution(precision="auto"), cpu) == (Execution(precision="fp32"),
+                                                                   "fp32 (auto: no bf16 arithmetic on this CPU)")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert resolve_precision(Execution(precision="auto"), cpu) == (Execution(precision="bf16"),
+                                                                   "bf16 (auto: AVX512-BF16)")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert resolve_precision(Execution(precision="auto"), cpu)[1] == "bf16 (auto: AMX)"
+    # An explicit choice is kept whatever the hardware.
+    assert resolve_precision(Execution(precision="fp32"), cpu) == (Execution(precision="fp32"), "fp32")
+
+
+def test_the_start_event_says_which_precision_auto_chose(tmp_path, synthetic, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    events = []
+    train(_fast("mlp-ema", total_steps=2), tmp_path, synthetic, report=events.append, tensorboard=False,
+          execution=Execution(precision="auto"))
+    assert events[0]["kind"] == "start" and events[0]["precision"].startswith("fp32 (auto")

@@ -65,6 +65,8 @@ class _Progress:
             self.last_step = event["step"]
             line = (f"training {self.recipe.name} ({self.recipe.model}) on {event['images']:,} images into "
                     f"{self.model_dir} for {self.recipe.total_steps} steps on {event['device']}" +
+                    (f" in {event['precision']}" if event["precision"] != "fp32" else "") +
+                    (f" with {event['ranks']} ranks" if event["ranks"] > 1 else "") +
                     (f", resuming from step {event['step']}" if event["step"] else ""))
             if sys.stderr.isatty():
                 from tqdm import tqdm
@@ -401,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps between weight/gradient histograms in the events (default 1000, 0: none)")
     speed = p.add_argument_group("how to compute (same results up to rounding; may change on resume)")
     speed.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="bf16 autocasts convolutions and matrix products (fast on AMX/AVX512-BF16 CPUs and GPUs)")
+                       help="bf16 autocasts convolutions and matrix products (fast on AMX/AVX512-BF16 CPUs and GPUs); "
+                            "auto: bf16 where the CPU or GPU has bf16 arithmetic, else fp32 (default fp32)")
     speed.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                        help="NHWC memory layout (default: on)")
     speed.add_argument("--compile", action="store_true",

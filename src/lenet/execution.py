@@ -16,7 +16,7 @@ from .errors import LenetError
 if TYPE_CHECKING:
     import torch
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 DEVICES = ("cpu", "cuda")
 # cuBLAS gives reproducible matrix products only with a fixed workspace; with deterministic
 # algorithms on, PyTorch refuses CUDA matmuls unless this is set before cuBLAS's first use.
@@ -30,7 +30,8 @@ class Execution:
     The same recipe and seed give the same curve whatever these say, up to floating-point
     rounding, so they are not part of the recipe and a run may resume with other settings.
     """
-    precision: str = "fp32"       # "bf16": autocast convolutions and matrix products to bfloat16
+    precision: str = "fp32"       # "bf16": autocast convolutions and matrix products to bfloat16;
+                                  # "auto": bf16 where the hardware has bf16 arithmetic (resolve_precision)
     channels_last: bool = True    # NHWC activations: the layout oneDNN and cuDNN convolve fastest
     compile: bool = False         # torch.compile the network (one-off compile time, faster steps);
                                   # its dropout masks come from another generator unless deterministic
@@ -42,6 +43,7 @@ class Execution:
 
     @property
     def bf16(self) -> bool:
+        assert self.precision != "auto", "resolve_precision first"
         return self.precision == "bf16"
 
     @property
@@ -59,6 +61,28 @@ def resolve_device(device: "str | torch.device") -> "torch.device":
     if name == "cuda" and not torch.cuda.is_available():
         raise LenetError("--device cuda: no CUDA device is available on this machine")
     return torch.device(device)
+
+
+def bf16_hardware(device: "torch.device") -> str | None:
+    """What gives DEVICE bf16 arithmetic ("AMX", "AVX512-BF16", the GPU), or None where bf16 is emulated."""
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device) if torch.cuda.is_bf16_supported() else None
+    if torch.cpu._is_amx_tile_supported():
+        return "AMX"
+    if torch.cpu._is_avx512_bf16_supported():
+        return "AVX512-BF16"
+    return None
+
+
+def resolve_precision(execution: Execution, device: "torch.device") -> tuple[Execution, str]:
+    """EXECUTION with "auto" precision decided for DEVICE, and a few words on why (for the log)."""
+    if execution.precision != "auto":
+        return execution, execution.precision
+    hardware = bf16_hardware(device)
+    chosen = "bf16" if hardware else "fp32"
+    reason = f"bf16 (auto: {hardware})" if hardware else "fp32 (auto: no bf16 arithmetic on this CPU)"
+    return dataclasses.replace(execution, precision=chosen), reason
 
 
 def synchronize(device: "torch.device") -> None:

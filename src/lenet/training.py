@@ -20,7 +20,7 @@ from .data import BatchOrder, Mnist, to_float
 from .distributed import DEFAULT_TIMEOUT_S, Distributed, Group, process_group
 from .errors import LenetError
 from .evaluation import evaluate, metrics_from_logits
-from .execution import Execution, deterministic_mode, resolve_device, synchronize
+from .execution import Execution, deterministic_mode, resolve_device, resolve_precision, synchronize
 from .files import write_json
 from .inference import batched_logits
 from .models import build_model, l2_weights
@@ -305,6 +305,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torc
     """
     model_dir, report = Path(model_dir), report or (lambda event: None)
     device = resolve_device(device)
+    execution, precision = resolve_precision(execution, device)
     if isinstance(histogram_every_steps, bool) or not isinstance(histogram_every_steps, int) \
             or histogram_every_steps < 0:
         raise LenetError(f"--histogram-every must be a whole number >= 0, got {histogram_every_steps}")
@@ -323,7 +324,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torc
             report, tensorboard = (lambda event: None), False  # rank 0 speaks and writes for the run
         try:
             return _train_claimed(recipe, model_dir, data, device, report, stop_requested, tensorboard,
-                                  histogram_every_steps, execution, group)
+                                  histogram_every_steps, execution, group, precision)
         except RuntimeError as error:  # gloo and NCCL report a lost or stuck peer this way
             if not distributed:
                 raise
@@ -335,7 +336,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torc
 
 def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: torch.device, report: Report,
                    stop_requested: Callable[[], bool] | None, tensorboard: bool, histogram_every_steps: int,
-                   execution: Execution, group: Group) -> dict:
+                   execution: Execution, group: Group, precision: str) -> dict:
     """train()'s work, once the model directory is claimed."""
     check_resumable(model_dir, recipe)
     torch.manual_seed(recipe.seed)  # the same initial weights on every rank
@@ -354,7 +355,7 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: torch.d
         write_json(model_dir / RECIPE_FILE, recipe.to_dict())  # only once the checks above have passed
     data = (data.without_validation() if recipe.train_on_validation else data).to(device)
     report({"kind": "start", "step": start_step, "images": len(data.train_labels), "device": str(device),
-            "ranks": group.world_size})
+            "ranks": group.world_size, "precision": precision})
     # The compiled network shares its parameters with MODEL; checkpoints and evaluation use MODEL.
     # On a GPU, "reduce-overhead" replays the step as a CUDA graph: one launch instead of dozens.
     step_model = group.wrap(model)
