@@ -112,3 +112,61 @@ def test_benchmark_options_named_in_the_readme_exist(capsys, monkeypatch):
         help_text = capsys.readouterr().out
         offered = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", help_text))
         assert "usage:" in help_text and options <= offered, (script, sorted(options - offered))
+
+
+def test_gpu_suite_dry_run_runs_every_part_and_its_checks_pass(mnist, tmp_path):
+    # The GPU run is one call of a few lent minutes: every part's commands must work before it.
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_suite.py"), "--dry-run", "--out", str(tmp_path)],
+                               capture_output=True, text=True, timeout=600, check=True)
+    lines = [json.loads(line) for line in (tmp_path / "gpu_suite.jsonl").read_text().splitlines()]
+    parts = {line["part"]: line for line in lines if line["event"] == "part"}
+    assert list(parts) == ["checks", "fast", "tutorial-cnn", "best", "ensemble-3", "throughput", "best-more",
+                           "ensemble-5", "seed-recipes"]
+    assert {name: part["status"] for name, part in parts.items()} == dict.fromkeys(parts, "ok")
+    results = {name: part["results"] for name, part in parts.items()}
+    assert {r["check"]: r["passed"] for r in results["checks"]} == \
+        {"deterministic": True, "resume": True, "cuda-graph-bn-ema": True}
+    assert [len(results[n][-1]["runs"]) for n in ("fast", "best", "best-more")] == [2, 2, 1]  # seeds
+    assert [len(results[n][-1]["members"]) for n in ("ensemble-3", "ensemble-5")] == [2, 3]
+    assert [(r["precision"], r["train_images_per_s"] > 0) for r in results["throughput"]] == \
+        [("fp32", True), ("bf16", True)] * 2
+    assert [r["recipe"] for r in results["seed-recipes"]] == ["cnn-adam", "mlp-ema", "deep-mnist", "layers-cnn",
+                                                              "lenet5"]
+    # Each result also went out on its own line the moment it came, for a run cut off before its part ends.
+    assert sum(line["event"] == "result" for line in lines) == sum(map(len, results.values()))
+    assert lines[0]["event"] == "environment" and lines[0]["data_dir"] and lines[-1]["event"] == "summary"
+    assert "PASS cuda-graph-bn-ema" in completed.stdout and (tmp_path / "gpu_suite_summary.txt").exists()
+
+
+def test_gpu_suite_plans_within_its_budget(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import gpu_suite
+    part = {p.name: p for p in gpu_suite.PARTS}
+    statuses = {"best": "ok", "best-more": "failed"}
+    # An optional part starts only if its expected seconds fit; a required one runs until the deadline.
+    assert gpu_suite.skip_reason(part["best-more"], 400, statuses, 420, 540).startswith("would exceed the budget")
+    assert gpu_suite.skip_reason(part["best-more"], 0, statuses, 420, 540) is None
+    assert gpu_suite.skip_reason(part["throughput"], 500, statuses, 420, 540) is None
+    assert "deadline" in gpu_suite.skip_reason(part["throughput"], 530, statuses, 420, 540)
+    assert gpu_suite.skip_reason(part["ensemble-5"], 0, statuses, 420, 540) == "needs part best-more (failed)"
+    first, second = list(gpu_suite.SEED_RECIPES_EXPECTED_S.items())[:2]
+    assert gpu_suite.fitting_recipes(100, 100 + first[1] + second[1] - 1) == [first[0]]
+    # The device has torch 2.11; the package pins 2.13: said, and run anyway.
+    assert not gpu_suite.satisfies("2.11.0+cu128", ">=2.13,<2.14")
+    assert gpu_suite.satisfies("2.13.0+cpu", ">=2.13,<2.14")
+
+
+def test_gpu_checks_tell_rounding_from_a_stale_batchnorm_buffer(monkeypatch):
+    import torch
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import gpu_checks
+    eager = {"raw.conv1.weight": torch.ones(4), "raw.bn1.running_var": torch.full((4,), 0.5),
+             "raw.bn1.num_batches_tracked": torch.tensor(40)}
+    control = {**eager, "raw.conv1.weight": torch.full((4,), 1.01)}  # a rounding-only change moved it 1%
+    within = {**eager, "raw.conv1.weight": torch.full((4,), 1.05)}
+    assert gpu_checks.close_to_eager(eager, control, within, 40)["passed"]
+    assert not gpu_checks.close_to_eager(eager, control, {**eager, "raw.conv1.weight": torch.full((4,), 1.5)},
+                                         40)["passed"]
+    # Statistics a graph replay never updated (still the initial 1), or warm-up steps counted as training:
+    for stale in ({"raw.bn1.running_var": torch.ones(4)}, {"raw.bn1.num_batches_tracked": torch.tensor(43)}):
+        assert not gpu_checks.close_to_eager(eager, control, {**within, **stale}, 40)["passed"]
