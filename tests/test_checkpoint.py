@@ -1,3 +1,4 @@
+import hashlib
 import json
 from pathlib import Path
 
@@ -69,3 +70,108 @@ def test_nothing_is_ever_unpickled():
     source = "\n".join(p.read_text() for p in SRC.rglob("*.py"))
     assert "torch.load(" not in source and "import pickle" not in source
     assert "allow_pickle=True" not in source
+
+
+def _trained(tmp_path, synthetic, recipe="deep-mnist", steps=4):
+    from lenet.recipes import override
+    from lenet.training import train
+    chosen = override(get_recipe(recipe), total_steps=steps, batch_size=20, log_every_steps=2,
+                      eval_every_steps=4, checkpoint_every_steps=4)
+    train(chosen, tmp_path, synthetic, tensorboard=False)
+    return chosen
+
+
+def test_a_hand_edited_recipe_json_that_disagrees_with_the_checkpoint_is_refused(tmp_path, synthetic):
+    from lenet.checkpoint import resolve_recipe
+    from lenet.training import train
+    _trained(tmp_path, synthetic)
+    recipe_file = tmp_path / "recipe.json"
+    edited = {**json.loads(recipe_file.read_text()), "learning_rate": 0.5}
+    recipe_file.write_text(json.dumps(edited))
+    with pytest.raises(LenetError, match="recipe.json and checkpoint 4 disagree on learning_rate"):
+        train(resolve_recipe(tmp_path, None, total_steps=6), tmp_path, synthetic, tensorboard=False)
+    assert list_checkpoints(tmp_path) == [4]
+
+
+def test_a_directory_whose_recipe_json_was_deleted_is_refused_and_nothing_is_written(tmp_path, synthetic):
+    from lenet.checkpoint import resolve_recipe
+    from lenet.training import train
+    _trained(tmp_path, synthetic)
+    (tmp_path / "recipe.json").unlink()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(LenetError, match="has checkpoints but no recipe.json"):
+        train(resolve_recipe(tmp_path, None, total_steps=6), tmp_path, synthetic, tensorboard=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("damage", ["no rng", "float rng", "wrong shape", "unknown parameter"])
+def test_a_damaged_resume_state_is_a_one_line_error(tmp_path, synthetic, damage):
+    from safetensors.torch import load_file, save_file
+    from lenet.training import train
+    recipe = _trained(tmp_path, synthetic)  # deep-mnist: Adam, whose exp_avg has each parameter's shape
+    state_file = tmp_path / "state-00000004.safetensors"
+    state = load_file(state_file)
+    if damage == "no rng":
+        del state["rng.cpu"]
+    elif damage == "float rng":
+        state["rng.cpu"] = state["rng.cpu"].float()
+    elif damage == "wrong shape":
+        state["optimizer.0.exp_avg"] = torch.zeros(3)
+    else:
+        state["optimizer.99.exp_avg"] = torch.zeros(3)
+    save_file(state, state_file)
+    with pytest.raises(LenetError, match="the resume state is damaged"):
+        train(dataclasses_replace(recipe, total_steps=6), tmp_path, synthetic, tensorboard=False)
+
+
+def dataclasses_replace(recipe, **changes):
+    import dataclasses
+    return dataclasses.replace(recipe, **changes)
+
+
+def test_weights_of_another_type_or_not_finite_are_refused(tmp_path, synthetic):
+    from safetensors.torch import load_file, save_file
+    _trained(tmp_path, synthetic, "mlp-ema")
+    weights_file = tmp_path / "model-00000004.safetensors"
+    sidecar = tmp_path / "model-00000004.json"
+    original = load_file(weights_file)
+    for damaged, message in (({**original, "fc1.bias": original["fc1.bias"].to(torch.int8)}, "is torch.int8"),
+                             ({**original, "fc1.bias": original["fc1.bias"] * float("nan")}, "NaN or infinite")):
+        save_file(damaged, weights_file)
+        metadata = json.loads(sidecar.read_text())  # the checksum recomputed, so the check behind it is reached
+        metadata["weights_sha256"] = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+        sidecar.write_text(json.dumps(metadata))
+        with pytest.raises(LenetError, match=message):
+            load_model(tmp_path)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("step", "4", "field step is missing or not int"), ("step", 4.0, "field step"), ("step", -4, "says step -4"),
+    ("step", 10 ** 30, "says step"), ("metrics", [], "field metrics"), ("optimizer", "x", "field optimizer"),
+])
+def test_a_tampered_sidecar_is_a_one_line_error(tmp_path, synthetic, field, value, message):
+    _trained(tmp_path, synthetic, "mlp-ema")
+    sidecar = tmp_path / "model-00000004.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), field: value}))
+    with pytest.raises(LenetError, match=message):
+        read_checkpoint(tmp_path)
+
+
+def test_deeply_nested_or_huge_json_is_a_one_line_error(tmp_path, synthetic):
+    _trained(tmp_path, synthetic, "mlp-ema")
+    sidecar = tmp_path / "model-00000004.json"
+    for text in ("[" * 100_000, '{"step": ' + "9" * 5000 + "}"):
+        sidecar.write_text(text)
+        with pytest.raises(LenetError, match="not valid JSON"):
+            read_checkpoint(tmp_path)
+
+
+def test_half_written_files_of_a_killed_run_are_removed_by_the_next(tmp_path, synthetic):
+    _trained(tmp_path, synthetic, "mlp-ema")
+    stale = [tmp_path / ".model-00000006.json.a1b2.tmp", tmp_path / ".state-00000006.safetensors.x.tmp",
+             tmp_path / ".recipe.json.q.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    (tmp_path / ".notes.tmp").write_text("the user's own")
+    _trained(tmp_path, synthetic, "mlp-ema", steps=6)
+    assert not any(path.exists() for path in stale) and (tmp_path / ".notes.tmp").exists()

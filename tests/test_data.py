@@ -144,3 +144,21 @@ def test_a_failed_atomic_write_names_the_target_and_leaves_nothing(tmp_path, mon
     with pytest.raises(LenetError, match=r"a-file/model\.onnx: .*a-file: File exists"):
         atomic_write_bytes(tmp_path / "a-file" / "model.onnx", b"payload")
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+def test_gzip_is_unpacked_no_further_than_its_limit():
+    import gzip
+    from lenet.idx import gunzip_if_needed
+    bomb = gzip.compress(b"\0" * 100_000)
+    with pytest.raises(LenetError, match="unpacks to more than 1,000 bytes"):
+        gunzip_if_needed(bomb, "bomb.gz", max_bytes=1000)
+    assert gunzip_if_needed(gzip.compress(b"ab") + gzip.compress(b"cd"), "two members") == b"abcd"
+    with pytest.raises(LenetError, match="corrupt gzip data"):
+        gunzip_if_needed(bomb[:40], "cut.gz")
+
+
+def test_idx_dimensions_whose_product_wraps_in_int64_are_refused():
+    # Four dimensions of 65,536: 2**64 elements, 0 in int64 arithmetic.
+    raw = bytes([0, 0, 0x08, 4]) + (65_536).to_bytes(4, "big") * 4
+    with pytest.raises(LenetError, match="does not match dimensions"):
+        parse_idx(raw, "huge")

@@ -88,3 +88,11 @@ def test_unknown_names_and_fields_are_errors():
 def test_seed_recipes_are_the_ones_whose_source_is_a_seed():
     assert set(SEED_RECIPES) == {name for name, r in RECIPES.items() if r.source.startswith("seed ")}
     assert set(RECIPES) - set(SEED_RECIPES) == {"fast", "best"}
+
+
+@pytest.mark.parametrize("field, value", [("seed", 20_000_000_000_000), ("seed", 18446744073709551616),
+                                          ("log_every_steps", 1_000_000_000_000), ("learning_rate", 1e308),
+                                          ("batch_size", 10 ** 9)])
+def test_numbers_too_large_to_mean_anything_are_refused_naming_the_field(field, value):
+    with pytest.raises(LenetError, match=f"recipe field {field}: must be at most"):
+        override(get_recipe("tutorial-cnn"), **{field: value})

@@ -110,10 +110,22 @@ def claim_model_dir(model_dir: str | Path) -> Iterator[None]:
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
+        _remove_stale_temporaries(model_dir)
         try:
             yield
         finally:
             lock.truncate(0)
+
+
+# atomic_write_bytes's temporaries of the files a run writes: ".model-00000050.json.k2j3.tmp" and the like.
+_TEMPORARY = re.compile(r"^\.(?:(?:model|state)-\d+\.(?:json|safetensors)|recipe\.json)\..*\.tmp$")
+
+
+def _remove_stale_temporaries(model_dir: Path) -> None:
+    """Delete the half-written files a killed run left (only ever called with the directory claimed)."""
+    for path in model_dir.iterdir():
+        if _TEMPORARY.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def require_model_dir(path: str | Path) -> Path:
@@ -309,6 +321,7 @@ def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor
         for name, value in checkpoint.optimizer["scalars"].items():
             index, key = name.split(".", 1)
             state.setdefault(int(index), {})[key] = value
+        _check_optimizer_state(state, optimizer)
         optimizer.load_state_dict({"state": state, "param_groups": checkpoint.optimizer["param_groups"]})
         device = next(model.parameters()).device
         if _rank_key(_RNG_CPU, rank) in tensors:
@@ -322,6 +335,20 @@ def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor
     except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as error:
         raise LenetError(f"{origin}: the resume state is damaged ({type(error).__name__}: {error}"[:300] + ")") \
             from None
+
+
+def _check_optimizer_state(state: dict[int, dict], optimizer: torch.optim.Optimizer) -> None:
+    """Refuse saved optimizer tensors that do not belong to the network's parameters (ValueError)."""
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, values in state.items():
+        if not 0 <= index < len(parameters):
+            raise ValueError(f"optimizer state for parameter {index}, the network has {len(parameters)}")
+        for key, value in values.items():
+            if torch.is_tensor(value) and value.dim() > 0 and value.shape != parameters[index].shape:
+                raise ValueError(f"optimizer.{index}.{key} has shape {tuple(value.shape)}, "
+                                 f"its parameter {tuple(parameters[index].shape)}")
+            if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(f"optimizer.{index}.{key} holds NaN or infinite values")
 
 
 def rank_seed(seed: int, rank: int, step: int = 0) -> int:

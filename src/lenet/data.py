@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import time
@@ -17,7 +16,7 @@ import torch
 
 from .errors import LenetError
 from .files import atomic_write_bytes
-from .idx import read_idx
+from .idx import MAX_UNPACKED_BYTES, gunzip_if_needed, read_idx
 
 DATA_DIR_ENV = "LENET_DATA_DIR"
 
@@ -28,6 +27,9 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+# Their sizes (header + images or labels): a .gz is unpacked no further than this.
+MNIST_BYTES = {"train-images-idx3-ubyte": 16 + 60_000 * 784, "train-labels-idx1-ubyte": 8 + 60_000,
+               "t10k-images-idx3-ubyte": 16 + 10_000 * 784, "t10k-labels-idx1-ubyte": 8 + 10_000}
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -60,12 +62,12 @@ def _download(name: str, target_dir: Path, retries: int = 3,
                     log(f"downloading {url}")
                 with urllib.request.urlopen(url, timeout=60) as response:
                     payload = response.read()
-                if hashlib.sha256(gzip.decompress(payload)).hexdigest() != MNIST_SHA256[name]:
+                if hashlib.sha256(gunzip_if_needed(payload, url, MNIST_BYTES.get(name, MAX_UNPACKED_BYTES))).hexdigest() != MNIST_SHA256[name]:
                     raise ValueError("checksum mismatch")
                 target = target_dir / f"{name}.gz"
                 atomic_write_bytes(target, payload)
                 return target
-            except (urllib.error.URLError, OSError, ValueError, EOFError) as error:
+            except (urllib.error.URLError, OSError, ValueError, EOFError, LenetError) as error:
                 errors.append(f"{url}: {error}")
                 time.sleep(min(2 ** attempt, 5) if attempt + 1 < retries else 0)
     raise LenetError(f"could not download {name} ({errors[-1]}); put the MNIST files in a directory and pass "
@@ -139,7 +141,7 @@ def load_mnist(data_dir: str | Path | None = None, download: bool = True,
                log: Callable[[str], None] | None = None) -> Mnist:
     """Load and verify MNIST, split 55,000/5,000/10,000 like the TensorFlow reader."""
     paths = locate_mnist(data_dir, download, log)
-    arrays = {name: read_idx(path, MNIST_SHA256[name]) for name, path in paths.items()}
+    arrays = {name: read_idx(path, MNIST_SHA256[name], MNIST_BYTES.get(name, MAX_UNPACKED_BYTES)) for name, path in paths.items()}
     images = torch.from_numpy(arrays["train-images-idx3-ubyte"].copy())
     labels = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
     split = len(images) - VALIDATION_SIZE

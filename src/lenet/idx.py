@@ -5,8 +5,8 @@ Nothing here needs torch, so reading pictures and IDX files for an exported mode
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +16,34 @@ from .files import atomic_write_bytes
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
+# The most a gzip file may unpack to: far above any IDX file of 28x28 images a user would bring (all
+# 60,000 MNIST training images are 47 MB), far below what a crafted file of a few MB can unpack to.
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def gunzip_if_needed(raw: bytes, name: str) -> bytes:
-    """RAW itself, or its decompressed content when it starts with the gzip magic bytes."""
+def gunzip_if_needed(raw: bytes, name: str, max_bytes: int = MAX_UNPACKED_BYTES) -> bytes:
+    """RAW itself, or its decompressed content when it starts with the gzip magic bytes, refused as
+    soon as it unpacks to more than MAX_BYTES (decompression stops there: no gzip bomb is unpacked)."""
     if raw[:2] != b"\x1f\x8b":
         return raw
+    chunks, size, rest = [], 0, raw
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as error:
+        while rest[:2] == b"\x1f\x8b":  # one gzip member after another, as gzip.decompress reads them
+            member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = member.decompress(rest, max_bytes + 1 - size)
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > max_bytes or member.unconsumed_tail:
+                raise LenetError(f"{name}: unpacks to more than {max_bytes:,} bytes; refused")
+            if not member.eof:
+                raise LenetError(f"{name}: corrupt gzip data (truncated)")
+            rest = member.unused_data
+    except zlib.error as error:
         raise LenetError(f"{name}: corrupt gzip data ({error})") from None
+    return b"".join(chunks)
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -53,11 +68,13 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     return np.frombuffer(raw, dtype, offset=header_bytes).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray:
-    """Read an IDX file (raw or gzip) into a numpy array, verifying its SHA-256 when given."""
+def read_idx(path: str | Path, expected_sha256: str | None = None,
+             max_bytes: int = MAX_UNPACKED_BYTES) -> np.ndarray:
+    """Read an IDX file (raw or gzip, unpacking to at most MAX_BYTES) into a numpy array, verifying
+    its SHA-256 when given."""
     path = Path(path)
     try:
-        raw = gunzip_if_needed(path.read_bytes(), str(path))
+        raw = gunzip_if_needed(path.read_bytes(), str(path), max_bytes)
     except OSError as error:
         raise LenetError(f"{path}: cannot read ({error.strerror})") from None
     if expected_sha256 is not None and hashlib.sha256(raw).hexdigest() != expected_sha256:

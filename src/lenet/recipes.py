@@ -19,6 +19,14 @@ LR_SCHEDULES = ("exponential", "one-cycle")
 # The Python types a field's annotation allows (an int is a valid float; a bool is not a number).
 _FIELD_TYPES = {"str": (str,), "float": (int, float), "int": (int,), "bool": (bool,)}
 _TYPE_NAMES = {"str": "a string", "float": "a finite number", "int": "an integer", "bool": "true or false"}
+# The largest accepted values: beyond them a value is a typo, and some would fail deep inside torch
+# (a seed past the generator's 64 bits, a log interval whose per-step buffer needs terabytes, a
+# learning rate that overflows float32 in the update). The learning rate may still be absurd enough
+# to make a run diverge, which is then reported as such.
+_UPPER_BOUNDS = {"seed": 2 ** 32 - 1, "batch_size": 60_000, "total_steps": 10 ** 9, "log_every_steps": 10 ** 6,
+                 "eval_every_steps": 10 ** 9, "checkpoint_every_steps": 10 ** 9, "keep_checkpoints": 10_000,
+                 "lr_decay_steps": 10 ** 9, "learning_rate": 1e20, "lr_decay_rate": 1e3, "momentum": 1e3,
+                 "l2_rate": 1e3, "weight_decay": 1e3, "adam_epsilon": 1.0}
 
 
 def _help(text: str, **kwargs):
@@ -95,6 +103,9 @@ class Recipe:
             raise LenetError(f"recipe field ema_decay: must be in [0, 1), got {self.ema_decay}")
         if self.seed < 0:
             raise LenetError(f"recipe field seed: must be >= 0, got {self.seed}")
+        for name, bound in _UPPER_BOUNDS.items():
+            if getattr(self, name) > bound:
+                raise LenetError(f"recipe field {name}: must be at most {bound:,}, got {getattr(self, name):,}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -267,12 +268,17 @@ def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average:
     return {"kind": "checkpoint", "step": step, "path": str(path)}
 
 
-def _resume(model_dir: Path, model: nn.Module, average: WeightAverage | None,
+def _resume(model_dir: Path, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
             optimizer: torch.optim.Optimizer, rank: int) -> tuple[int, dict]:
     """Restore the newest checkpoint of MODEL_DIR, if any, into the run; returns (its step, its metrics)."""
     if not list_checkpoints(model_dir):
         return 0, {}
     checkpoint, eval_weights, state = read_checkpoint(model_dir)
+    changed = [f.name for f in dataclasses.fields(Recipe) if f.name != "total_steps"
+               and getattr(checkpoint.recipe, f.name) != getattr(recipe, f.name)]
+    if changed:  # recipe.json edited by hand since the checkpoint was written
+        raise LenetError(f"{model_dir}: {RECIPE_FILE} and checkpoint {checkpoint.step} disagree on "
+                         f"{', '.join(changed)}; restore {RECIPE_FILE} or train into a new --model-dir")
     load_weights(average.model if average else model, eval_weights, str(model_dir))
     restore_resume_state(checkpoint, state, model, optimizer, average is not None, rank)
     return checkpoint.step, dict(checkpoint.metrics)
@@ -316,6 +322,7 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torc
         if device.type == "cuda":
             device = torch.device("cuda", distributed.local_rank)
             torch.cuda.set_device(device)
+    check_resumable(model_dir, recipe)  # before the directory is made or locked: a refused run writes nothing
     with (process_group(distributed, device, dist_timeout_s) if distributed
           else contextlib.nullcontext(Group(None))) as group, \
             (claim_model_dir(model_dir) if group.is_main else contextlib.nullcontext()), \
@@ -350,7 +357,7 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: torch.d
     eval_model = average.model if average else model
     if group.rank > 0:  # other dropout masks and distortions than rank 0's
         torch.manual_seed(rank_seed(recipe.seed, group.rank))
-    start_step, metrics = _resume(model_dir, model, average, optimizer, group.rank)
+    start_step, metrics = _resume(model_dir, recipe, model, average, optimizer, group.rank)
     if group.is_main:
         write_json(model_dir / RECIPE_FILE, recipe.to_dict())  # only once the checks above have passed
     data = (data.without_validation() if recipe.train_on_validation else data).to(device)
