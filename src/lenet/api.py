@@ -10,11 +10,12 @@ import torch
 
 from .checkpoint import resolve_recipe
 from .data import Mnist, load_mnist
+from .errors import LenetError
 from .evaluation import evaluate_model
 from .execution import Execution, resolve_device
 from .inference import open_model
 from .plots import plot_model_dir
-from .predict import check_finite
+from .predict import check_finite, read_number
 from .preprocess import array_to_inputs
 from .training import train
 
@@ -59,8 +60,21 @@ class Classifier:
 
     def predict(self, images: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Classes (N,) and probabilities (N, 10) for MNIST-form images: (28, 28), (N, 28, 28) or (N, 784),
-        uint8 0..255 or float 0..1. Use lenet.preprocess.image_to_input for arbitrary pictures."""
+        uint8 0..255 or float 0..1. Use lenet.preprocess.image_to_input for arbitrary pictures, read() for numbers."""
         inputs = array_to_inputs(np.asarray(images), "images")
         model = open_model(self.model_dir, self.device)  # the newest checkpoint, even if fit() ran since
         probabilities = check_finite(model.probabilities(inputs), str(self.model_dir))
         return probabilities.argmax(1), probabilities
+
+    def read(self, picture: str | Path | bytes, top_k: int = 3) -> dict:
+        """The number written on one line in PICTURE (a file's path or its bytes), as `lenet predict
+        --number` reads it: {"number": "407", "digits": [{"class", "probabilities", "top_k", "box",
+        "input"}]}, each box (x, y, width, height) in the picture's pixels."""
+        if isinstance(picture, bytes):
+            payload, name = picture, "picture"
+        else:
+            try:
+                payload, name = Path(picture).read_bytes(), str(picture)
+            except OSError as error:
+                raise LenetError(f"{picture}: cannot read ({error.strerror})") from None
+        return read_number(open_model(self.model_dir, self.device), payload, name, top_k)

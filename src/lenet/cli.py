@@ -281,23 +281,45 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import check_top_k, open_model
-    from .predict import predict_files
+    from .predict import predict_files, read_number_files, write_input_picture
     check_top_k(args.top_k)
     model = open_model(args.model_dir, args.device)
-    failures = 0
-    for result in predict_files(model, args.files, args.top_k):
+    failures, shown = 0, set()
+    results = (read_number_files if args.number else predict_files)(model, args.files, args.top_k)
+    for result in results:
         if "error" in result:
             failures += 1
             print(f"lenet: error: {result['error']}", file=sys.stderr)
             continue
+        stem = Path(result["file"]).stem
+        if args.show_input and args.number:
+            for position, digit in enumerate(result["digits"]):
+                write_input_picture(digit.pop("input"), args.show_input, f"{stem}-digit{position}", shown)
+        elif args.show_input:
+            index = "" if result["index"] is None else f"-{result['index']}"
+            write_input_picture(result["input"], args.show_input, f"{stem}{index}", shown)
+        if args.number:
+            _print_number(result, args.json, args.top_k)
+            continue
         if args.json:
-            print(json.dumps({k: v for k, v in result.items() if k != "top_k"} |
+            print(json.dumps({k: v for k, v in result.items() if k not in ("top_k", "input")} |
                              {"top_k": [{"class": c, "probability": p} for c, p in result["top_k"]]}))
         else:
             where = result["file"] if result["index"] is None else f"{result['file']}[{result['index']}]"
             ranked = ", ".join(f"{c} ({p:.3f})" for c, p in result["top_k"])
             print(f"{where}: {result['class']}   top-{args.top_k}: {ranked}")
     return 1 if failures else 0
+
+
+def _print_number(result: dict, as_json: bool, k: int) -> None:
+    """A result of predict.read_number_files as one JSON line, or as the number and each digit's top-K."""
+    digits = [{"class": d["class"], "probabilities": d["probabilities"], "box": d["box"],
+               "top_k": [{"class": c, "probability": p} for c, p in d["top_k"]]} for d in result["digits"]]
+    if as_json:
+        print(json.dumps({"file": result["file"], "number": result["number"], "digits": digits}))
+        return
+    ranked = "; ".join(", ".join(f"{c} ({p:.3f})" for c, p in d["top_k"]) for d in result["digits"])
+    print(f"{result['file']}: {result['number']}   top-{k} per digit: {ranked}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -443,11 +465,17 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(p)
     p.set_defaults(run=cmd_ensemble)
 
-    p = commands.add_parser("predict", help="classify image, .npy or IDX files")
+    p = commands.add_parser("predict", help="classify image, .npy or IDX files, or read numbers (--number)")
     _model_option(p, "a model directory, or an ONNX file made by `lenet export`")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--top-k", type=int, default=3, help="how many ranked classes to show (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--number", action="store_true",
+                   help="each FILE is a picture of digits written on one line (a meter, an amount): "
+                        "read them left to right and print the number, with each digit's box")
+    p.add_argument("--show-input", metavar="DIR",
+                   help="write the 28x28 input each picture (or digit) became into DIR as PNG, "
+                        "to see why a picture was misread")
     _device_option(p)
     p.set_defaults(run=cmd_predict)
 

@@ -3,6 +3,7 @@
 POST /predict         one image: an upload (raw image/* body or multipart field "file") or JSON
                       {"image": 28x28 numbers in [0, 1]}; ?top_k=K, ?include_input=1
 POST /predict/batch   several: multipart files or JSON {"images": [...]}
+POST /read            a picture of a number (raw image/* body or one multipart file): its digits; ?top_k=K, ?include_input=1
 GET  /health, GET /model, GET / (the drawing page, static files under /static)
 
 Everything from outside is checked before it reaches the network: body size, content type,
@@ -33,8 +34,8 @@ from starlette.staticfiles import StaticFiles
 from .errors import ImageTooLarge, LenetError
 from .idx import NUM_CLASSES
 from .inference import open_model
-from .predict import check_finite, top_k
-from .preprocess import array_to_inputs, image_to_input
+from .predict import check_finite, read_number_result, top_k
+from .preprocess import NumberInputs, array_to_inputs, image_to_input, image_to_number_inputs
 
 STATIC_DIR = Path(__file__).parent / "static"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
@@ -163,6 +164,31 @@ def _image_input(payload: bytes, name: str, limits: Limits) -> np.ndarray:
         raise BadRequest(400, str(error)) from None
 
 
+def _number_input(payload: bytes, name: str, limits: Limits) -> NumberInputs:
+    try:
+        return image_to_number_inputs(payload, name, limits.max_image_pixels)
+    except ImageTooLarge as error:
+        raise BadRequest(413, str(error)) from None
+    except LenetError as error:
+        raise BadRequest(400, str(error)) from None
+
+
+async def _read_number_input(request: Request, limits: Limits) -> NumberInputs:
+    """The digits of the one picture a /read request carries (a raw image body or one multipart file)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _read_body(request, limits.max_body_bytes)
+    if content_type == "multipart/form-data":
+        files = await _uploads(body, request.headers, limits)
+        if len(files) != 1:
+            raise BadRequest(400, f"/read takes one file, got {len(files)}")
+        (name, body), = files
+        return await run_in_threadpool(_number_input, body, name, limits)
+    if content_type in IMAGE_TYPES or content_type == "application/octet-stream":
+        return await run_in_threadpool(_number_input, body, "upload", limits)
+    raise BadRequest(415, f"unsupported content type {content_type or '(none)'!r}: send an image "
+                          f"({', '.join(IMAGE_TYPES)}) or multipart/form-data")
+
+
 async def _uploads(body: bytes, headers: Headers, limits: Limits) -> list[tuple[str, bytes]]:
     """(filename, bytes) of every file in a multipart/form-data body."""
     async def stream():
@@ -248,6 +274,29 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
             return JSONResponse({"predictions": results} if batch else results[0])
         return predict
 
+    async def read(request: Request) -> JSONResponse:
+        try:
+            k = _top_k_param(request)
+            include_input = request.query_params.get("include_input", "0").lower() in ("1", "true", "yes")
+            number = await _read_number_input(request, limits)
+        except BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status)
+        try:
+            # A number may have more inputs than one pass takes (up to 32 digits, each read several
+            # ways when touching): they go to the worker max_batch at a time.
+            chunks = [await worker(number.inputs[i:i + limits.max_batch])
+                      for i in range(0, len(number.inputs), limits.max_batch)]
+            probabilities = check_finite(np.concatenate(chunks), "model")
+        except LenetError as error:
+            return JSONResponse({"error": str(error)}, status_code=500)
+        result = read_number_result(number, probabilities, k)
+        for digit in result["digits"]:
+            digit["top_k"] = [{"class": c, "probability": p} for c, p in digit["top_k"]]
+            image = digit.pop("input")
+            if include_input:
+                digit["input"] = np.round(image, 4).tolist()
+        return JSONResponse(result)
+
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -270,6 +319,7 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
     routes = [Route("/", page), Route("/health", health), Route("/model", model),
               Route("/predict", handler(batch=False), methods=["POST"]),
               Route("/predict/batch", handler(batch=True), methods=["POST"]),
+              Route("/read", read, methods=["POST"]),
               Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
 

@@ -1,5 +1,7 @@
-// Draw on #pad with a mouse, pen or finger; after each change the canvas goes to /predict as a PNG
-// and the page shows the ten probabilities and the 28x28 input the server made of the drawing.
+// Draw on #pad with a mouse, pen or finger, or drop or choose a picture (a phone offers its camera
+// through the file input). The canvas, or the picture as it is, goes to /predict (one digit) or
+// /read (several digits, "a number"), and the page shows the answer, the probabilities and the
+// 28x28 input the server made of each digit.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -8,10 +10,14 @@ const seen = document.getElementById("seen").getContext("2d");
 const predictionEl = document.getElementById("prediction");
 const statusEl = document.getElementById("status");
 const bars = document.getElementById("bars");
-let drawing = false, last = null, hasInk = false;
+const digitsEl = document.getElementById("digits");
+const fileInput = document.getElementById("file");
+const numberMode = document.getElementById("number-mode");
+let drawing = false, last = null, hasInk = false, showingPicture = false;
 let inFlight = false, pending = false;
 // State exposed for scripts and tests: the newest result and whether a prediction is still coming.
-window.lenet = { lastInput: null, lastResult: null, requests: 0, busy: () => inFlight || pending };
+window.lenet = { lastInput: null, lastResult: null, lastError: null, requests: 0,
+                 busy: () => inFlight || pending };
 
 for (let digit = 0; digit < 10; digit++) {
   bars.insertAdjacentHTML("beforeend",
@@ -25,12 +31,15 @@ function clearPad() {
   seen.fillStyle = "#000";
   seen.fillRect(0, 0, 112, 112);
   hasInk = false;
+  showingPicture = false;
   predictionEl.textContent = "?";
   predictionEl.dataset.class = "";
-  statusEl.textContent = "draw a digit";
+  statusEl.textContent = numberMode.checked ? "write a number" : "draw a digit";
   showProbabilities(new Array(10).fill(0), -1);
+  digitsEl.replaceChildren();
   window.lenet.lastInput = null;
   window.lenet.lastResult = null;
+  window.lenet.lastError = null;
 }
 
 function point(event) {
@@ -51,6 +60,7 @@ function stroke(from, to) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
+  if (showingPicture) clearPad();  // drawing starts afresh after a picture
   drawing = true;
   pad.setPointerCapture(event.pointerId);
   last = point(event);
@@ -69,29 +79,80 @@ for (const type of ["pointerup", "pointercancel"]) {
 }
 document.getElementById("clear").addEventListener("click", clearPad);
 
+// A wider pad for a number; switching clears it.
+numberMode.addEventListener("change", () => {
+  pad.width = numberMode.checked ? 560 : 280;
+  pad.classList.toggle("wide", numberMode.checked);
+  bars.hidden = document.querySelector(".result figure").hidden = numberMode.checked;
+  digitsEl.hidden = !numberMode.checked;
+  clearPad();
+});
+
+// A picture, chosen or dropped, is sent as it is (the server normalizes it) and shown on the pad.
+fileInput.addEventListener("change", () => { if (fileInput.files.length) readPicture(fileInput.files[0]); });
+pad.addEventListener("dragover", (event) => { event.preventDefault(); pad.classList.add("dragging"); });
+pad.addEventListener("dragleave", () => pad.classList.remove("dragging"));
+pad.addEventListener("drop", (event) => {
+  event.preventDefault();
+  pad.classList.remove("dragging");
+  if (event.dataTransfer.files.length) readPicture(event.dataTransfer.files[0]);
+});
+
+async function readPicture(file) {
+  clearPad();
+  showingPicture = true;
+  inFlight = true;
+  statusEl.textContent = `reading ${file.name}…`;
+  try {
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+    const w = bitmap.width * scale, h = bitmap.height * scale;
+    ink.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  } catch (error) {
+    // The browser cannot draw it (HEIC, say); the server may still read it, or will say why not.
+  }
+  await send(file, file.type || "application/octet-stream");
+  inFlight = false;
+}
+
 // At most one request in flight; changes made meanwhile are sent when it returns.
 function requestPrediction() {
   if (!hasInk) return;
   if (inFlight) { pending = true; return; }
   inFlight = true;
   pad.toBlob(async (blob) => {
-    try {
-      const response = await fetch("/predict?top_k=3&include_input=1",
-                                   { method: "POST", headers: { "Content-Type": "image/png" }, body: blob });
-      const result = await response.json();
-      window.lenet.requests += 1;
-      if (!response.ok) {
-        statusEl.textContent = result.error || `error ${response.status}`;
-      } else {
-        show(result);
-      }
-    } catch (error) {
-      statusEl.textContent = `server unreachable (${error})`;
-    } finally {
-      inFlight = false;
-      if (pending) { pending = false; requestPrediction(); }
-    }
+    await send(blob, "image/png");
+    inFlight = false;
+    if (pending) { pending = false; requestPrediction(); }
   }, "image/png");
+}
+
+async function send(body, contentType) {
+  const path = numberMode.checked ? "/read" : "/predict";
+  try {
+    const response = await fetch(`${path}?top_k=3&include_input=1`,
+                                 { method: "POST", headers: { "Content-Type": contentType }, body });
+    const result = await response.json();
+    window.lenet.requests += 1;
+    if (!response.ok) {
+      showError(result.error || `error ${response.status}`);
+    } else if (numberMode.checked) {
+      showNumber(result);
+    } else {
+      show(result);
+    }
+  } catch (error) {
+    statusEl.textContent = `server unreachable (${error})`;
+  }
+}
+
+function showError(message) {
+  window.lenet.lastError = message;
+  predictionEl.textContent = "–";
+  predictionEl.dataset.class = "";
+  // "no ink found" and "no digit(s) found" mean the picture holds nothing to read: say it plainly.
+  statusEl.textContent = /no (ink|digits?) found/.test(message)
+    ? `No digit found in this picture. (${message})` : message;
 }
 
 function showProbabilities(probabilities, best) {
@@ -103,24 +164,49 @@ function showProbabilities(probabilities, best) {
   });
 }
 
-function show(result) {
-  predictionEl.textContent = String(result["class"]);
-  predictionEl.dataset.class = String(result["class"]);
-  statusEl.textContent = `${(100 * result.probabilities[result["class"]]).toFixed(1)}% sure`;
-  showProbabilities(result.probabilities, result["class"]);
-  const pixels = seen.createImageData(28, 28);
-  result.input.forEach((row, y) => row.forEach((value, x) => {
+// A 28x28 input drawn into CONTEXT scaled up without smoothing, so each input pixel is a visible square.
+function drawInput(context, input, size) {
+  const pixels = context.createImageData(28, 28);
+  input.forEach((row, y) => row.forEach((value, x) => {
     const offset = 4 * (28 * y + x), level = Math.round(255 * value);
     pixels.data[offset] = pixels.data[offset + 1] = pixels.data[offset + 2] = level;
     pixels.data[offset + 3] = 255;
   }));
-  // Draw 28x28 then scale it up 4x without smoothing, so each input pixel is a visible square.
   const small = document.createElement("canvas");
   small.width = small.height = 28;
   small.getContext("2d").putImageData(pixels, 0, 0);
-  seen.imageSmoothingEnabled = false;
-  seen.drawImage(small, 0, 0, 112, 112);
+  context.imageSmoothingEnabled = false;
+  context.drawImage(small, 0, 0, size, size);
+}
+
+function show(result) {
+  window.lenet.lastError = null;
+  predictionEl.textContent = String(result["class"]);
+  predictionEl.dataset.class = String(result["class"]);
+  statusEl.textContent = `${(100 * result.probabilities[result["class"]]).toFixed(1)}% sure`;
+  showProbabilities(result.probabilities, result["class"]);
+  drawInput(seen, result.input, 112);
   window.lenet.lastInput = result.input;
+  window.lenet.lastResult = result;
+}
+
+function showNumber(result) {
+  window.lenet.lastError = null;
+  predictionEl.textContent = result.number;
+  predictionEl.dataset.class = result.number;
+  const least = Math.min(...result.digits.map((d) => d.probabilities[d["class"]]));
+  statusEl.textContent = `${result.digits.length} digits, the least sure ${(100 * least).toFixed(1)}%`;
+  digitsEl.replaceChildren(...result.digits.map((digit) => {
+    const figure = document.createElement("figure");
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 56;
+    drawInput(canvas.getContext("2d"), digit.input, 56);
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${digit["class"]} (${(100 * digit.probabilities[digit["class"]]).toFixed(0)}%)`;
+    figure.append(canvas, caption);
+    return figure;
+  }));
+  window.lenet.lastInput = result.digits.map((d) => d.input);
   window.lenet.lastResult = result;
 }
 
