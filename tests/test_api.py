@@ -17,3 +17,20 @@ def test_classifier_fits_evaluates_and_predicts_like_the_cli(tmp_path, synthetic
     assert (classes == synthetic.test_labels[:8].numpy()).mean() >= 0.75
     reopened = Classifier(model_dir=tmp_path / "m")
     assert reopened.recipe == clf.recipe
+
+
+def test_classifier_reads_a_number_as_predict_number_does(tmp_path, mnist, mnist_model_dir):
+    from test_predict import _number_picture
+    from lenet.inference import open_model
+    from lenet.predict import read_number_files
+    truth = _number_picture(mnist, [0, 1, 2], tmp_path / "n.png")
+    clf = Classifier(model_dir=mnist_model_dir[0])
+    result = clf.read(tmp_path / "n.png")
+    assert clf.read((tmp_path / "n.png").read_bytes())["number"] == result["number"]
+    (expected,) = read_number_files(open_model(mnist_model_dir[0]), [tmp_path / "n.png"])
+    assert result["number"] == expected["number"] and len(result["number"]) == len(truth)
+    assert [d["box"] for d in result["digits"]] == [d["box"] for d in expected["digits"]]
+    import pytest
+    from lenet import LenetError
+    with pytest.raises(LenetError, match="missing.png: cannot read"):
+        clf.read(tmp_path / "missing.png")

@@ -76,3 +76,57 @@ def test_top_k_outside_the_ten_classes_is_refused(synthetic_model_dir, capsys, k
     model = ["--model-dir", str(synthetic_model_dir)] if command[0] != "ensemble" else [str(synthetic_model_dir)]
     assert main([command[0], *model, *command[1:], "--top-k", k]) == 1
     assert capsys.readouterr().err.strip() == f"lenet: error: --top-k must be from 1 to 10, got {k}"
+
+
+def _number_picture(mnist, indices, path):
+    """Test digits INDICES side by side, dark on light, as a PNG at PATH; returns the number they write."""
+    canvas = Image.new("L", (60 + 90 * len(indices), 140), 255)
+    for position, i in enumerate(indices):
+        digit = Image.fromarray(255 - mnist.test_images[i].numpy()).resize((84, 84), Image.Resampling.BICUBIC)
+        canvas.paste(digit, (30 + 90 * position, 28))
+    canvas.save(path)
+    return "".join(str(int(mnist.test_labels[i])) for i in indices)
+
+
+def test_predict_number_reads_each_digit_and_shows_the_inputs(tmp_path, mnist, mnist_model_dir, capsys):
+    model_dir, _ = mnist_model_dir
+    model = open_model(model_dir)
+    # Digits the model reads right as arrays, so that only the reading of the picture is tested.
+    right = np.flatnonzero(model.probabilities(mnist.test_images[:50].float().div(255)).argmax(1)
+                           == mnist.test_labels[:50].numpy())
+    truth = _number_picture(mnist, right[:4], tmp_path / "amount.png")
+    shown = tmp_path / "shown"
+    assert main(["predict", "--model-dir", str(model_dir), "--number", "--json", "--show-input", str(shown),
+                 str(tmp_path / "amount.png")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["number"] == truth and len(result["digits"]) == 4
+    lefts = [d["box"][0] for d in result["digits"]]
+    assert all(30 + 90 * p <= x < 30 + 90 * p + 84 for p, x in enumerate(lefts))  # in each pasted field
+    assert sorted(p.name for p in shown.iterdir()) == [f"amount-digit{p}.png" for p in range(4)]
+    seen = np.asarray(Image.open(shown / "amount-digit0.png"))
+    assert seen.shape == (28, 28) and seen.dtype == np.uint8 and seen[0].max() == 0 and seen.max() > 200
+    assert main(["predict", "--model-dir", str(model_dir), "--number", str(tmp_path / "amount.png")]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'amount.png'}: {truth}   top-3 per digit: ")
+
+
+def test_show_input_writes_the_28x28_each_picture_became(tmp_path, synthetic_model_dir, synthetic, capsys):
+    np.save(tmp_path / "batch.npy", synthetic.test_images[:2].numpy())
+    out = tmp_path / "seen"
+    assert main(["predict", "--model-dir", str(synthetic_model_dir), "--show-input", str(out), "--json",
+                 str(EXAMPLE), str(tmp_path / "batch.npy"), str(EXAMPLE)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["batch-0.png", "batch-1.png", "seven-2.png", "seven.png"]
+    assert np.array_equal(np.asarray(Image.open(out / "batch-1.png")), synthetic.test_images[1].numpy())
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 4 and "input" not in lines[0]
+
+
+def test_number_pictures_without_digits_are_one_line_errors(tmp_path, synthetic_model_dir, capsys):
+    Image.new("L", (300, 100), 255).save(tmp_path / "blank.png")
+    (tmp_path / "text.png").write_text("hello")
+    code = main(["predict", "--model-dir", str(synthetic_model_dir), "--number",
+                 str(tmp_path / "blank.png"), str(tmp_path / "text.png"), str(tmp_path / "missing.png")])
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and errors == [
+        f"lenet: error: {tmp_path / 'blank.png'}: no ink found (the image is blank or has too little contrast)",
+        f"lenet: error: {tmp_path / 'text.png'}: not a recognised image format",
+        f"lenet: error: {tmp_path / 'missing.png'}: cannot read (No such file or directory)"]
