@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from lenet.inference import open_model
 from lenet.serving import InferenceWorker
@@ -287,3 +287,123 @@ def test_drawing_a_one_on_the_page_shows_what_the_api_says(server):
     assert status == 200
     assert shown == api["class"] == 1
     assert float(bar) == pytest.approx(api["probabilities"][shown], abs=1e-3)
+
+
+def _number_png(mnist, indices) -> tuple[bytes, str]:
+    canvas = Image.new("L", (60 + 90 * len(indices), 140), 255)
+    for position, i in enumerate(indices):
+        digit = Image.fromarray(255 - mnist.test_images[i].numpy()).resize((84, 84), Image.Resampling.BICUBIC)
+        canvas.paste(digit, (30 + 90 * position, 28))
+    return png_bytes(canvas), "".join(str(int(mnist.test_labels[i])) for i in indices)
+
+
+def test_read_gives_the_number_the_library_reads(server, mnist, mnist_model_dir):
+    from lenet.predict import read_number
+    payload, _ = _number_png(mnist, [0, 1, 2, 3])
+    expected = read_number(open_model(mnist_model_dir[0]), payload, "upload")
+    status, raw = request(server, "/read?top_k=2&include_input=1", payload, "image/png")
+    assert status == 200 and raw["number"] == expected["number"] and len(raw["digits"]) == 4
+    assert [d["box"] for d in raw["digits"]] == [d["box"] for d in expected["digits"]]
+    assert len(raw["digits"][0]["top_k"]) == 2 and np.array(raw["digits"][0]["input"]).shape == (28, 28)
+    body, content_type = multipart([("amount.png", payload)])
+    status, form = request(server, "/read", body, content_type)
+    assert status == 200 and form["number"] == raw["number"] and "input" not in form["digits"][0]
+
+
+def test_read_with_more_inputs_than_a_pass_takes(server, mnist):
+    payload, _ = _number_png(mnist, list(range(MAX_BATCH + 3)))  # the worker gets them MAX_BATCH at a time
+    status, result = request(server, "/read", payload, "image/png")
+    assert status == 200 and len(result["number"]) == MAX_BATCH + 3
+
+
+def _bad_reads():
+    dots = Image.new("L", (900, 120), 255)
+    for i in range(40):
+        ImageDraw.Draw(dots).rectangle((10 + 22 * i, 20, 20 + 22 * i, 100), fill=0)
+    seven = open("examples/seven.png", "rb").read()
+    return [
+        ("blank picture", png_bytes(Image.new("L", (300, 100), 255)), "image/png", 400, "no ink found"),
+        ("forty marks", png_bytes(dots), "image/png", 400, "40 separate marks, more than the 32"),
+        ("not an image", b"GIF89a not really", "image/png", 400, "not a recognised image format"),
+        ("JSON", b'{"image": []}', "application/json", 415, "unsupported content type"),
+        ("no content type", seven, None, 415, "unsupported content type"),
+        ("oversized body", b"\0" * (MAX_BODY + 1), "image/png", 413, "over the limit"),
+        ("image over the pixel limit", png_bytes(Image.new("L", (1500, 1000), 255)), "image/png", 413, "over the limit"),
+        ("two files", *multipart([("a.png", seven)] * 2), 400, "/read takes one file, got 2"),
+    ]
+
+
+@pytest.mark.parametrize("case", _bad_reads(), ids=lambda case: case[0])
+def test_bad_read_requests_get_a_4xx_json_error(server, case):
+    _, body, content_type, expected_status, message = case
+    status, payload = request(server, "/read", body, content_type)
+    assert status == expected_status and message in payload["error"] and "\n" not in payload["error"]
+    assert request(server, "/health") == (200, {"status": "ok"})
+
+
+def test_random_read_requests_never_get_a_server_error(server):
+    rng = random.Random(1)
+    seven = open("examples/seven.png", "rb").read()
+    for _ in range(60):
+        path, body, content_type = _random_body(rng, seven)
+        status, payload = request(server, path.replace("/predict/batch", "/read").replace("/predict", "/read"),
+                                  body, content_type)
+        assert status < 500 and (status == 200 or isinstance(payload["error"], str)), (body[:100], payload)
+
+
+def _chromium_page(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_page_reads_a_chosen_picture_and_says_when_no_digit_is_found(server, mnist, tmp_path):
+    from playwright.sync_api import sync_playwright
+    digit = Image.fromarray(255 - mnist.test_images[0].numpy()).resize((200, 200), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", (320, 240), (240, 236, 220))
+    canvas.paste(digit.convert("RGB"), (90, 20))
+    canvas.save(tmp_path / "photo.png")
+    Image.new("L", (200, 200), 255).save(tmp_path / "blank.png")
+    number, truth = _number_png(mnist, [0, 1, 2])
+    (tmp_path / "number.png").write_bytes(number)
+    with sync_playwright() as playwright:
+        browser = _chromium_page(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(server + "/")
+            done = "window.lenet.requests >= %d && !window.lenet.busy()"
+            page.set_input_files("#file", str(tmp_path / "photo.png"))
+            page.wait_for_function(done % 1, timeout=20_000)
+            shown = int(page.locator("#prediction").get_attribute("data-class"))
+            seen_input = page.evaluate("window.lenet.lastInput")
+            page.set_input_files("#file", str(tmp_path / "blank.png"))
+            page.wait_for_function(done % 2, timeout=20_000)
+            blank_status = page.locator("#status").text_content()
+            blank_prediction = page.locator("#prediction").text_content()
+            page.check("#number-mode")
+            page.set_input_files("#file", str(tmp_path / "number.png"))
+            page.wait_for_function(done % 3, timeout=20_000)
+            number_shown = page.locator("#prediction").text_content()
+            digit_figures = page.locator("#digits figure").count()
+            # Several digits drawn on the pad: two separate vertical strokes.
+            page.click("#clear")
+            box = page.locator("#pad").bounding_box()
+            for x in (150, 400):
+                page.mouse.move(box["x"] + x, box["y"] + 40)
+                page.mouse.down()
+                for y in range(40, 250, 10):
+                    page.mouse.move(box["x"] + x, box["y"] + y)
+                page.mouse.up()
+            page.wait_for_function("window.lenet.lastResult !== null && !window.lenet.busy()", timeout=20_000)
+            drawn = page.evaluate("window.lenet.lastResult")
+        finally:
+            browser.close()
+    status, api = request(server, "/predict", (tmp_path / "photo.png").read_bytes(), "image/png")
+    assert status == 200 and shown == api["class"] == int(mnist.test_labels[0])
+    assert np.allclose(seen_input, request(server, "/predict?include_input=1", (tmp_path / "photo.png").read_bytes(),
+                                           "image/png")[1]["input"], atol=1e-4)
+    assert blank_status.startswith("No digit found in this picture.") and blank_prediction == "–"
+    status, read = request(server, "/read", number, "image/png")
+    assert status == 200 and number_shown == read["number"] and digit_figures == len(read["number"]) == 3
+    assert len(drawn["number"]) == 2 and drawn["number"] == "11"
