@@ -170,3 +170,16 @@ def test_gpu_checks_tell_rounding_from_a_stale_batchnorm_buffer(monkeypatch):
     # Statistics a graph replay never updated (still the initial 1), or warm-up steps counted as training:
     for stale in ({"raw.bn1.running_var": torch.ones(4)}, {"raw.bn1.num_batches_tracked": torch.tensor(43)}):
         assert not gpu_checks.close_to_eager(eager, control, {**within, **stale}, 40)["passed"]
+
+
+def test_predict_robustness_reports_every_set_numbers_and_the_clean_check(mnist, mnist_model_dir):
+    result = _run("predict_robustness.py", "--model", str(mnist_model_dir[0]), "--per-set", "4", "--mixed", "6",
+                  "--numbers", "2", "--clean-pngs", "8")
+    assert list(result["sets"]) == ["canvas", "polarity", "colour", "thick", "thin", "rotation", "noise", "blur",
+                                    "gradient", "jpeg", "speck", "line", "mixed"]
+    assert result["sets"]["mixed"]["pictures"] == 6 and result["sets"]["noise"]["pictures"] == 4
+    for figures in result["sets"].values():
+        assert 0 <= figures["accuracy"] <= 1 and figures["of_clean"] == round(figures["accuracy"] / result["clean_accuracy"], 4)
+    assert list(result["numbers"]) == ["3", "4", "5", "6"] and result["numbers"]["4"]["strings"] == 2
+    assert result["clean_pngs"]["images"] == 8 and set(result["clean_pngs"]) >= {"png_28", "png_112_inverted"}
+    assert result["network"] == "tutorial-cnn" and 0.5 < result["clean_accuracy"] <= 1
