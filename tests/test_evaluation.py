@@ -164,3 +164,12 @@ def test_watch_refuses_a_poll_interval_it_cannot_sleep(synthetic_model_dir, caps
     # -1 was a ValueError traceback from time.sleep; 0 polled the directory in a busy loop.
     assert main(["eval", "--model-dir", str(synthetic_model_dir), "--watch", "--poll-seconds", seconds]) == 1
     assert capsys.readouterr().err.strip() == f"lenet: error: --poll-seconds must be a positive number, got {seconds}"
+
+
+def test_test_time_augmentation_of_a_very_confident_model_stays_finite(synthetic_model_dir, synthetic):
+    model, _ = load_model(synthetic_model_dir)
+    with torch.no_grad():
+        model.fc2.weight.mul_(1e4)  # logits in the thousands: some views' probabilities underflow to 0
+    logits = batched_logits(model, synthetic.test_images[:50], tta=True)
+    assert torch.isfinite(logits).all()
+    assert torch.allclose(logits.exp().sum(1), torch.ones(50), atol=1e-4)  # still the log of a mean probability

@@ -17,7 +17,7 @@ from .data import Mnist
 from .errors import LenetError
 from .idx import NUM_CLASSES
 from .inference import (LoadedModel, Progress, batched_logits, check_held_out, check_top_k, model_dir_for,
-                        open_model, softmax)
+                        open_model)
 from .tensorboard import write_eval_events
 
 
@@ -99,10 +99,10 @@ def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test
     models: list[LoadedModel] = [open_model(source, device) for source in _distinct(members)]
     for model in models:
         check_held_out(model.source, model.info, split)
-        if tta and not model.supports_tta:
-            raise LenetError(f"{model.source}: --tta needs a model directory, not an ONNX file")
+        if tta:
+            model.require_tta()
     images, labels = data.split(split)
-    results, probability_sum = [], None
+    results, log_probabilities = [], []
     wrong_by_all = torch.ones(len(labels), dtype=torch.bool)
     for index, model in enumerate(models):
         source = model.source
@@ -111,11 +111,11 @@ def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test
         wrong_by_all &= wrong
         results.append({"model_dir": str(source), "step": model.info.step, "errors": int(wrong.sum()),
                         "accuracy": (~wrong).double().mean().item()})
-        probabilities = torch.from_numpy(softmax(logits))
-        probability_sum = probabilities if probability_sum is None else probability_sum + probabilities
+        log_probabilities.append(torch.log_softmax(torch.from_numpy(logits), dim=1))
         if progress:
             progress(index + 1, len(models))
-    mean_log_probability = (probability_sum / len(models)).log()
+    # The log of the mean probability, without underflow (see batched_logits' TTA).
+    mean_log_probability = torch.logsumexp(torch.stack(log_probabilities), 0) - math.log(len(models))
     return {"split": split, "tta": tta, "members": results, "errors_of_every_member": int(wrong_by_all.sum()),
             **metrics_from_logits(mean_log_probability, labels, top_k)}
 

@@ -107,8 +107,22 @@ class LoadedModel:
     def logits(self, images, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
         """float32 logits (N, 10) of IMAGES (see as_float_inputs), batch by batch. With TTA (test-time
         augmentation) each image is also seen shifted by one pixel four ways, and the result is the
-        log of the mean probability."""
+        log of the mean probability. Outputs that are not finite (damaged weights) are refused here,
+        once for every caller: eval, ensemble, predict, serve and the Python API."""
+        if tta:
+            self.require_tta()
+        logits = self._logits(images, tta, progress)
+        if not np.isfinite(logits).all():
+            raise LenetError(f"{self.source}: the model's outputs hold NaN or infinite values (damaged weights?)")
+        return logits
+
+    def _logits(self, images, tta: bool, progress: Progress | None) -> np.ndarray:
         raise NotImplementedError
+
+    def require_tta(self) -> None:
+        """Refuse test-time augmentation where the model cannot do it (an exported file)."""
+        if not self.supports_tta:
+            raise LenetError(f"{self.source}: --tta needs a model directory, not an ONNX file")
 
     def probabilities(self, images) -> np.ndarray:
         """Softmax probabilities (N, 10) of IMAGES."""
@@ -141,7 +155,7 @@ class CheckpointModel(LoadedModel):
                               evaluation_weights=self.checkpoint.evaluation_weights,
                               trained_on_validation=recipe.train_on_validation)
 
-    def logits(self, images, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
+    def _logits(self, images, tta: bool, progress: Progress | None) -> np.ndarray:
         import torch
         images = torch.as_tensor(np.asarray(images)) if not torch.is_tensor(images) else images
         return batched_logits(self._network, images, progress=progress, tta=tta).float().cpu().numpy()
@@ -186,9 +200,7 @@ class OnnxModel(LoadedModel):
     def label(self) -> str:
         return self.source.name
 
-    def logits(self, images, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
-        if tta:
-            raise LenetError(f"{self.source}: --tta needs a model directory, not an ONNX file")
+    def _logits(self, images, tta: bool, progress: Progress | None) -> np.ndarray:
         inputs = as_float_inputs(images)
         chunks = [self.session.run(None, {self.input_name: inputs[batch]})[0]
                   for batch in batch_slices(len(inputs), ONNX_INFERENCE_BATCH, progress)]
@@ -231,9 +243,11 @@ def batched_logits(model: "nn.Module", images: "torch.Tensor", batch_size: int |
             inputs = images[batch].to(device)
             inputs = to_float(inputs) if inputs.dtype == torch.uint8 else inputs.float().reshape(-1, 1, 28, 28)
             if tta:
-                views = torch.stack([torch.softmax(model(shifted(inputs, dy, dx)).float(), dim=1)
+                # log of the mean probability, as a log-sum-exp of log-probabilities: the mean of
+                # probabilities underflows to 0 (and its log to -inf) for very confident views.
+                views = torch.stack([torch.log_softmax(model(shifted(inputs, dy, dx)).float(), dim=1)
                                      for dy, dx in TTA_SHIFTS])
-                chunks.append(views.mean(0).log())
+                chunks.append(torch.logsumexp(views, 0) - math.log(len(TTA_SHIFTS)))
             else:
                 chunks.append(model(inputs))
     return torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES, device=device)

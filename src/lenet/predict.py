@@ -23,13 +23,6 @@ def top_k(probabilities: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
     return [[(int(c), float(row[c])) for c in classes] for row, classes in zip(probabilities, ranked)]
 
 
-def check_finite(probabilities: np.ndarray, name: str) -> np.ndarray:
-    """PROBABILITIES, refused when the model gave NaN or infinite outputs (damaged weights)."""
-    if not np.isfinite(probabilities).all():
-        raise LenetError(f"{name}: the model's outputs hold NaN or infinite values (damaged weights?)")
-    return probabilities
-
-
 def write_input_picture(image: np.ndarray, directory: str | Path, name: str, taken: set[str]) -> Path:
     """The float (28, 28) input IMAGE as an 8-bit PNG DIRECTORY/NAME.png (NAME-2.png, ... when TAKEN
     already holds the name; the name used is added to it), so a user can see what the network saw."""
@@ -56,7 +49,7 @@ def predict_files(model: LoadedModel, paths: Iterable[str | Path], k: int = 3) -
     for path in paths:
         try:
             inputs, is_array = read_inputs(path)
-            probabilities = check_finite(model.probabilities(inputs), str(path))
+            probabilities = model.probabilities(inputs)
         except LenetError as error:
             yield {"file": str(path), "error": str(error)}
             continue
@@ -85,7 +78,7 @@ def read_number(model: LoadedModel, payload: bytes, name: str, k: int = 3,
                 max_pixels: int = MAX_IMAGE_PIXELS) -> dict:
     """The number written on one line in a picture file's bytes (see read_number_result)."""
     number = image_to_number_inputs(payload, name, max_pixels)
-    return read_number_result(number, check_finite(model.probabilities(number.inputs), name), k)
+    return read_number_result(number, model.probabilities(number.inputs), k)
 
 
 def read_number_files(model: LoadedModel, paths: Iterable[str | Path], k: int = 3) -> Iterator[dict]:
