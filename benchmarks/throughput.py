@@ -1,8 +1,9 @@
 """lenet's training and inference speed, in images/s; prints one JSON object.
 
 Training: `lenet.training.train` with the recipe's own settings (tutorial-cnn: SGD + decay + L2 +
-EMA, batch 100) for --steps steps; the rate is averaged over the log intervals after the first two
-(warm-up), and compilation (--compile) is reported apart. Inference: the evaluation weights over
+EMA, batch 100) for --steps steps; the rate is the images over the seconds of the log intervals
+after the first two (warm-up), beside the whole run's (all steps over lenet's own training clock,
+warm-up included); compilation (--compile) is reported apart. Inference: the evaluation weights over
 the 10,000 test images in batches of --infer-batch, after one warm-up batch, with the same
 precision, layout and compilation as training. On the CPU, inference is also measured through
 the model exported to ONNX and run by onnxruntime (`lenet export --format onnx`, then `lenet
@@ -84,12 +85,17 @@ def measure(recipe_name: str, steps: int, device: str, infer_batch: int, executi
         if onnx and device == "cpu":
             onnx_path = str(export_model(model_dir, "onnx", f"{model_dir}/model.onnx"))
             onnx_rate = round(onnx_inference_rate(onnx_path, data.test_images, infer_batch))
+    # The steady intervals (after two of warm-up) all hold log_every_steps steps, so their total
+    # images over their total seconds is the harmonic mean of their rates; an arithmetic mean of
+    # rates lets one fast interval on a noisy machine outweigh slow ones.
     steady = rates[2:] or rates
+    steady_rate = len(steady) / sum(1 / rate for rate in steady)
     return {"implementation": "lenet", "recipe": recipe_name, "model": recipe.model, "steps": steps,
             "batch_size": recipe.batch_size,
             "device": device, "precision": execution.precision, "channels_last": execution.channels_last,
             "compile": execution.compile,
-            "train_images_per_s": round(sum(steady) / len(steady)),
+            "train_images_per_s": round(steady_rate),
+            "train_images_per_s_whole_run": round(steps * recipe.batch_size / result["train_seconds"]),
             "infer_images_per_s": round(inference_rate(model, data.test_images.to(device), infer_batch, execution)),
             "infer_onnx_images_per_s": onnx_rate,
             "test_accuracy": result["test_accuracy"], "compile_s": round(result["compile_seconds"], 1),
