@@ -22,6 +22,7 @@ MIN_CONTRAST = 0.15
 # The threshold stays this many noise deviations above the paper: pure noise crosses it at about
 # one pixel in 3.5 million (a Gaussian tail), so grain does not become ink.
 NOISE_SIGMAS = 5.0
+HYSTERESIS = 0.5
 # Pixels within this many noise deviations of the fitted surface count as paper when it is refitted.
 PAPER_SIGMAS = 3.0
 PAPER_FIT_SIDE = 64  # six numbers need few pixels
@@ -34,6 +35,9 @@ SMOOTH_MIN_SIDE = 56
 LINE_ELONGATION = 30.0
 LINE_SPAN = 0.9  # of the picture's width or height, reaching within 2% of both borders
 MIN_MARK_PIXELS = 3  # smaller marks are noise at any size of picture
+# A bar: a mark at least this many times wider than tall. No digit is one, but a ruled line leaves
+# them: on a narrow picture (too short to be thin for its length), or broken by noise, blur or fading.
+BAR_ASPECT = 6.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ class Mark:
     @property
     def width(self) -> int:
         return self.right - self.left
+
+    @property
+    def is_bar(self) -> bool:
+        """A horizontal stroke far longer than tall: a piece of a line or a dash, or at most a digit's part."""
+        return self.width >= BAR_ASPECT * self.height
 
 
 @dataclass(frozen=True)
@@ -82,12 +91,20 @@ def find_ink(gray: np.ndarray, name: str, max_side: int = WORK_SIDE) -> Ink:
     if residual[residual < -beyond].sum() < -residual[residual > beyond].sum():
         residual = -residual
     # Threshold a smoothed copy: 5x5 smoothing divides white noise by about 3.7, strokes barely change.
-    smooth = _blur(residual) if min(gray.shape) >= SMOOTH_MIN_SIDE else residual
+    smoothed = min(gray.shape) >= SMOOTH_MIN_SIDE
+    smooth = _blur(residual) if smoothed else residual
     smooth_noise = max(1.4826 * float(np.median(np.abs(smooth[paper]))), NOISE_FLOOR)
     # Otsu's threshold splits paper from ink wherever the ink's level is; the noise bound keeps it
     # above the grain when the ink is faint or the digit small.
     threshold = max(_otsu(np.clip(smooth, 0.0, None)), NOISE_SIGMAS * smooth_noise)
-    mask = smooth > threshold
+    # Hysteresis: fainter ink (down to HYSTERESIS of the threshold, never into the noise) is kept
+    # where it joins ink above the threshold. A strong ruled line or shadow raises Otsu's threshold
+    # above the faint half of a blurred or unevenly lit digit, which would break it into pieces.
+    # Pictures too small to smooth are MNIST's own kind (28x28, drawn clean) and are left as they were.
+    low = max(HYSTERESIS * threshold, NOISE_SIGMAS * smooth_noise) if smoothed else threshold
+    faint, count = label_components(smooth > low)
+    seeds = np.unique(faint[smooth > threshold])
+    mask = np.isin(faint, seeds[seeds > 0])
     no_ink = LenetError(f"{name}: no ink found (the image is blank or has too little contrast)")
     if not mask.any():
         raise no_ink

@@ -108,7 +108,9 @@ def _digit_marks(ink: Ink, name: str) -> list[Mark]:
     marks = [m for m in ink.marks if not m.is_line]
     if not marks:
         raise LenetError(f"{name}: no digit found, only lines running across the picture")
-    main = max(marks, key=lambda m: m.mass)
+    # A bar (a piece of a ruled line) can outweigh a thin or faint digit, but is never the digit
+    # itself: it may only join one as a part (a 5's or a 7's bar).
+    main = max([m for m in marks if not m.is_bar] or marks, key=lambda m: m.mass)
     chosen, box = [main], _box(main)
     grew = True
     while grew:  # a part joined widens the box, which may bring the next part within reach
