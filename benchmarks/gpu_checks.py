@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from lenet import get_recipe, load_mnist
+from lenet import get_recipe, load_dataset
 from lenet.checkpoint import read_checkpoint
 from lenet.execution import Execution, resolve_device
 from lenet.recipes import override
@@ -175,7 +175,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}")
     resolve_device(args.device)
-    data = load_mnist()
+    data = load_dataset()
     failed = 0
     with tempfile.TemporaryDirectory() as scratch:
         work_dir = Path(args.work_dir or scratch)

@@ -153,10 +153,10 @@ def fitting_recipes(elapsed_s: float, budget_s: float) -> list[str]:
     return chosen
 
 
-def _subset_loader(load_mnist, sizes: tuple[int, int, int]):
+def _subset_loader(load_dataset, sizes: tuple[int, int, int]):
     """LOAD_MNIST with each split cut to SIZES (train, validation, test): the dry run's data."""
     def load_subset(*args, **kwargs):
-        data, (train, val, test) = load_mnist(*args, **kwargs), sizes
+        data, (train, val, test) = load_dataset(*args, **kwargs), sizes
         return dataclasses.replace(data, train_images=data.train_images[:train],
                                    train_labels=data.train_labels[:train], val_images=data.val_images[:val],
                                    val_labels=data.val_labels[:val], test_images=data.test_images[:test],
@@ -169,10 +169,10 @@ def run_child(spec: dict) -> int:
     command's start and exit code are CONTROL lines on stdout, between which its output passes."""
     sys.path.insert(0, str(BENCHMARKS))  # the scripts import machine.py from beside them
     if spec.get("subset"):
-        # The scripts and the CLI take MNIST from lenet.data.load_mnist, looked up when they run:
+        # The scripts and the CLI take MNIST from lenet.data.load_dataset, looked up when they run:
         # replaced here, they see the dry run's few hundred images through their own code paths.
         import lenet.data
-        lenet.data.load_mnist = _subset_loader(lenet.data.load_mnist, tuple(spec["subset"]))
+        lenet.data.load_dataset = _subset_loader(lenet.data.load_dataset, tuple(spec["subset"]))
     failures = 0
     for index, (script, *argv) in enumerate(spec["commands"]):
         print(json.dumps({CONTROL: {"command": index}}), flush=True)
@@ -506,7 +506,7 @@ def main() -> None:
     if args.deadline_s is None:
         args.deadline_s = float("inf") if args.dry_run else 540.0
     sys.path.insert(0, str(SOURCE))  # lenet from this tree, installed or not
-    from lenet.data import DATA_DIR_ENV, locate_mnist
+    from lenet.data import DATA_DIR_ENV, locate_dataset
     from lenet.errors import LenetError
     known = [p.name for p in PARTS]
     names = args.parts.split(",") if args.parts else known
@@ -517,7 +517,7 @@ def main() -> None:
     if not data_dir:
         parser.error(f"say where MNIST is: --data-dir DIR or {DATA_DIR_ENV}=DIR (the suite downloads nothing)")
     try:
-        locate_mnist(data_dir, download=False)
+        locate_dataset("mnist", data_dir, download=False)
     except LenetError as error:
         parser.error(str(error))
     data_dir = Path(data_dir).resolve()

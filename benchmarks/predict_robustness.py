@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from lenet.data import load_mnist
+from lenet.data import load_dataset
 from lenet.errors import LenetError
 from lenet.inference import open_model
 from lenet.predict import read_number_result
@@ -248,7 +248,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()
-    data = load_mnist()
+    data = load_dataset()
     images, labels = data.test_images.numpy(), data.test_labels.numpy()
     model = open_model(args.model)
     clean = float((model.probabilities(images.astype(np.float32) / 255).argmax(1) == labels).mean())

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from lenet import get_recipe, load_mnist
+from lenet import get_recipe, load_dataset
+from lenet.datasets import DATASET_NAMES
 from lenet.augment import distort
 from lenet.data import BatchOrder, to_float
 from lenet.models import build_model, eval_mode, l2_weights
@@ -43,15 +44,17 @@ def main() -> None:
     parser.add_argument("--recipe", default="tutorial-cnn")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES, help="what to train on (default mnist)")
+    parser.add_argument("--data-dir", help="the data set's four IDX files (see `lenet train --help`)")
     parser.add_argument("--infer-batch", type=int, default=100)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
-    recipe, data = get_recipe(args.recipe), load_mnist()
+    recipe, data = get_recipe(args.recipe), load_dataset(args.dataset, args.data_dir)
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     bf16 = args.precision == "bf16"
     torch.manual_seed(0)
-    model = build_model(recipe.model).to(memory_format=layout).train()
+    model = build_model(recipe.model, num_classes=len(data.classes)).to(memory_format=layout).train()
     optimizer = build_optimizer(recipe, model)
     average = WeightAverage(model) if recipe.ema_decay > 0 else None
     regularized = l2_weights(model)

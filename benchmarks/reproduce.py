@@ -1,7 +1,7 @@
 """Train seed recipes with their full schedules and print one JSON object per recipe (accuracy, wall time).
 
 Usage: python benchmarks/reproduce.py [--recipes mlp-ema,lenet5,...] [--device cpu|cuda] [--out-dir runs/reproduce]
-       [--precision fp32|bf16] [--compile]
+       [--precision fp32|bf16] [--compile] [--steps N] [--dataset mnist|fashion-mnist|idx [--data-dir DIR]]
 The default is the six seed recipes (not `fast` and `best`, which benchmarks/speedrun.py measures).
 """
 
@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from lenet import get_recipe, load_mnist
+from lenet import get_recipe, load_dataset
+from lenet.datasets import DATASET_NAMES
 from lenet.recipes import SEED_RECIPES, override
 from lenet.execution import Execution
 from lenet.training import train
@@ -24,6 +25,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recipes", default=",".join(SEED_RECIPES))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES, help="what to train on (default mnist)")
+    parser.add_argument("--data-dir", help="the data set's four IDX files (see `lenet train --help`)")
     parser.add_argument("--out-dir", default="runs/reproduce")
     parser.add_argument("--steps", type=int, help="shorten every schedule to this many steps (reported)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
@@ -32,9 +35,10 @@ def main() -> None:
     execution = Execution(args.precision, True, args.compile)
     # Every name checked before anything trains: a typo in the last one must not wait hours to show.
     recipes = [get_recipe(name) for name in args.recipes.split(",")]
-    data = load_mnist()
+    data = load_dataset(args.dataset, args.data_dir)
     for recipe in recipes:
         name = recipe.name
+        recipe = override(recipe, dataset=args.dataset)
         if args.steps:
             recipe = override(recipe, total_steps=args.steps)
         model_dir = Path(args.out_dir) / name
@@ -49,7 +53,8 @@ def main() -> None:
 
         start = time.perf_counter()
         result = train(recipe, model_dir, data, args.device, execution=execution, report=record)
-        print(json.dumps({"recipe": name, "steps": result["step"], "full_schedule": not args.steps,
+        print(json.dumps({"recipe": name, "dataset": args.dataset, "steps": result["step"],
+                          "full_schedule": not args.steps,
                           "test_accuracy": result["test_accuracy"],
                           "validation_accuracy": result["validation_accuracy"],
                           "validation_curve": validation,

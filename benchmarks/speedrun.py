@@ -4,6 +4,7 @@ reported apart) and the test accuracy; prints one JSON object.
 
 Usage: LENET_DATA_DIR=... python benchmarks/speedrun.py [--recipe fast] [--seeds 5] [--target 0.99]
        [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--steps N] [--model NAME] [--tta] [--keep DIR]
+       [--dataset mnist|fashion-mnist|idx [--data-dir DIR]]
 --keep DIR keeps each run's model directory as DIR/seed-N (for `lenet ensemble DIR/seed-*`).
 """
 
@@ -17,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lenet import get_recipe, load_mnist
+from lenet import get_recipe, load_dataset
+from lenet.datasets import DATASET_NAMES
 from lenet.checkpoint import load_model
 from lenet.evaluation import evaluate
 from lenet.recipes import override
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="override the recipe's total_steps")
     parser.add_argument("--model", help="override the recipe's network (see `lenet models`)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES, help="what to train on (default mnist)")
+    parser.add_argument("--data-dir", help="the data set's four IDX files (see `lenet train --help`)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--tta", action="store_true", help="also report test-time-augmented accuracy")
@@ -57,10 +61,10 @@ def main() -> None:
     args = parser.parse_args()
     resolve_device(args.device)
     started = time.perf_counter()
-    data = load_mnist().to(args.device)
+    data = load_dataset(args.dataset, args.data_dir).to(args.device)
     load_s = time.perf_counter() - started
     execution = Execution(args.precision, True, args.compile)
-    recipe = get_recipe(args.recipe)
+    recipe = override(get_recipe(args.recipe), dataset=args.dataset)
     if args.steps:
         recipe = override(recipe, total_steps=args.steps)
     if args.model:
@@ -78,7 +82,8 @@ def main() -> None:
         print(f"seed {seed}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
     accuracies = [r["test_accuracy"] for r in runs]
     summary = {
-        "recipe": args.recipe, "model": recipe.model, "steps": recipe.total_steps, "batch_size": recipe.batch_size,
+        "recipe": args.recipe, "dataset": args.dataset, "model": recipe.model, "steps": recipe.total_steps,
+        "batch_size": recipe.batch_size,
         "device": args.device, "precision": args.precision, "compile": args.compile,
         "seeds": len(runs), "target": args.target,
         "mean_test_accuracy": statistics.mean(accuracies), "min_test_accuracy": min(accuracies),

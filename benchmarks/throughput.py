@@ -23,7 +23,8 @@ import time
 
 import torch
 
-from lenet import get_recipe, load_mnist
+from lenet import get_recipe, load_dataset
+from lenet.datasets import DATASET_NAMES
 from lenet.checkpoint import load_model
 from lenet.data import to_float
 from lenet.execution import Execution, synchronize
@@ -68,9 +69,10 @@ def onnx_inference_rate(onnx_path: str, images: torch.Tensor, batch_size: int) -
 
 
 def measure(recipe_name: str, steps: int, device: str, infer_batch: int, execution: Execution,
-            onnx: bool = True, model_name: str | None = None) -> dict:
-    data = load_mnist()
-    recipe = override(get_recipe(recipe_name), total_steps=steps, log_every_steps=max(steps // 10, 1),
+            onnx: bool = True, model_name: str | None = None, dataset: str = "mnist",
+            data_dir: str | None = None) -> dict:
+    data = load_dataset(dataset, data_dir)
+    recipe = override(get_recipe(recipe_name), dataset=dataset, total_steps=steps, log_every_steps=max(steps // 10, 1),
                       eval_every_steps=steps, checkpoint_every_steps=steps)
     if model_name:
         recipe = override(recipe, model=model_name)
@@ -108,6 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES, help="what to train on (default mnist)")
+    parser.add_argument("--data-dir", help="the data set's four IDX files (see `lenet train --help`)")
     parser.add_argument("--recipe", default="tutorial-cnn")
     parser.add_argument("--model", help="override the recipe's network (see `lenet models`)")
     parser.add_argument("--infer-batch", type=int, default=1000)
@@ -119,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     execution = Execution(args.precision, args.channels_last, args.compile)
     print(json.dumps(measure(args.recipe, args.steps, args.device, args.infer_batch, execution, args.onnx,
-                             args.model)))
+                             args.model, args.dataset, args.data_dir)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,8 +16,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lenet"
 
 def _save(model_dir, step, keep=2):
     return save_checkpoint(model_dir, step, {"w": torch.full((2,), float(step))}, {"s": torch.zeros(1)},
-                           recipe=get_recipe("mlp-ema"), metrics={}, dataset_sha256={}, optimizer={},
-                           evaluation_weights="trained", keep=keep)
+                           recipe=get_recipe("mlp-ema"), metrics={}, dataset_sha256={}, classes=tuple("0123456789"),
+                           optimizer={}, evaluation_weights="trained", keep=keep)
 
 
 def test_retention_keeps_the_newest_and_leaves_no_temporary_files(tmp_path):
@@ -61,7 +62,8 @@ def test_weights_that_do_not_fit_the_network_are_refused(tmp_path, synthetic_mod
     sidecar = sorted(synthetic_model_dir.glob("model-*.json"))[-1]
     metadata = json.loads(sidecar.read_text())
     save_checkpoint(tmp_path, 1, {"fc1.weight": torch.zeros(3)}, {}, recipe=get_recipe(metadata["recipe"]["name"]),
-                    metrics={}, dataset_sha256={}, optimizer={}, evaluation_weights="trained", keep=1)
+                    metrics={}, dataset_sha256={}, classes=tuple("0123456789"), optimizer={},
+                    evaluation_weights="trained", keep=1)
     with pytest.raises(LenetError, match="do not fit the network"):
         load_model(tmp_path)
 
@@ -175,3 +177,20 @@ def test_half_written_files_of_a_killed_run_are_removed_by_the_next(tmp_path, sy
     (tmp_path / ".notes.tmp").write_text("the user's own")
     _trained(tmp_path, synthetic, "mlp-ema", steps=6)
     assert not any(path.exists() for path in stale) and (tmp_path / ".notes.tmp").exists()
+
+
+def test_a_model_directory_from_before_data_sets_is_a_model_of_mnist(tmp_path, synthetic_model_dir):
+    import shutil
+
+    from lenet.inference import open_model
+    old = tmp_path / "old"
+    shutil.copytree(synthetic_model_dir, old)
+    # As lenet wrote them before it recorded the data set: no dataset field, no class names.
+    for path in [old / "recipe.json", *old.glob("model-*.json")]:
+        payload = json.loads(path.read_text())
+        payload.pop("classes", None)
+        (payload.get("recipe", payload)).pop("dataset")
+        path.write_text(json.dumps(payload))
+    model = open_model(old)
+    assert model.info.dataset == "mnist" and model.info.classes == tuple("0123456789")
+    assert model.probabilities(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)

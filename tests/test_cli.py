@@ -65,7 +65,7 @@ def test_train_eval_resume_through_the_command_line(tmp_path, mnist, capsys):
     common = ["--model-dir", model_dir, "--log-every-steps", "20", "--eval-every-steps", "40"]
     assert main(["train", "--recipe", "mlp-ema", "--steps", "40", *common]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"training mlp-ema (mlp) on 55,000 images into {model_dir} for 40 steps")
+    assert out.startswith(f"training mlp-ema (mlp) on 55,000 mnist images into {model_dir} for 40 steps")
     assert "step 40: validation accuracy" in out and "test accuracy" in out
     assert main(["train", "--steps", "60", *common, "--json"]) == 0  # resumes the stored recipe
     out, err = capsys.readouterr()
@@ -80,7 +80,7 @@ def test_train_eval_resume_through_the_command_line(tmp_path, mnist, capsys):
     all_images_dir = str(tmp_path / "all")
     assert main(["train", "--recipe", "mlp-ema", "--steps", "2", "--model-dir", all_images_dir,
                  "--train-on-validation"]) == 0
-    assert capsys.readouterr().out.startswith(f"training mlp-ema (mlp) on 60,000 images into {all_images_dir}")
+    assert capsys.readouterr().out.startswith(f"training mlp-ema (mlp) on 60,000 mnist images into {all_images_dir}")
 
 
 def test_console_script_runs_as_a_process(tmp_path):
@@ -183,3 +183,72 @@ def test_commands_and_options_named_in_help_texts_and_readme_exist():
                if command not in commands and command not in top_level
                or option and option not in commands[command]._option_string_actions]
     assert len(named) > 40 and not unknown, unknown
+
+
+def test_a_users_idx_set_trains_shows_its_checksums_and_names_its_classes(tmp_path, capsys):
+    import hashlib
+    from pathlib import Path
+
+    import numpy as np
+
+    from conftest import write_idx_set
+    from lenet.data import load_dataset
+    from lenet.datasets import IDX_FILES
+    names = ["ring", "bar", "dot"]
+    data_dir = write_idx_set(tmp_path / "shapes", num_classes=3, classes=names)
+    model_dir = str(tmp_path / "m")
+    assert main(["train", "--recipe", "mlp-ema", "--dataset", "idx", "--data-dir", str(data_dir), "--model-dir",
+                 model_dir, "--steps", "60", "--batch-size", "50", "--learning-rate", "0.1",
+                 "--eval-every-steps", "60", "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    sha256 = {name: hashlib.sha256((data_dir / name).read_bytes()).hexdigest() for name in IDX_FILES}
+    assert "data: 3 classes (ring, bar, dot)" in out and all(f"{s}  {n}" in out for n, s in sha256.items())
+    sidecar = json.loads(sorted(Path(model_dir).glob("model-*.json"))[-1].read_text())
+    assert sidecar["dataset_sha256"] == sha256 and sidecar["classes"] == names
+    assert json.loads((Path(model_dir) / "recipe.json").read_text())["dataset"] == "idx"
+
+    test = load_dataset("idx", data_dir)
+    np.save(tmp_path / "six.npy", test.test_images[:6].numpy())
+    assert main(["predict", "--model-dir", model_dir, str(tmp_path / "six.npy"), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == [names[c] for c in test.test_labels[:6].tolist()]
+    assert all([t["label"] for t in r["top_k"]] == [names[t["class"]] for t in r["top_k"]] for r in rows)
+    assert len(rows[0]["top_k"]) == 3 and len(rows[0]["probabilities"]) == 3
+
+    assert main(["eval", "--model-dir", model_dir, "--data-dir", str(data_dir), "--json", "--no-tensorboard"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [row["label"] for row in result["per_class"]] == names and "top_3_accuracy" in result
+    assert result["accuracy"] > 0.9
+    assert main(["eval", "--model-dir", model_dir]) == 1  # the model's data set, which has no default place
+    assert capsys.readouterr().err.strip() == "lenet: error: --dataset idx needs --data-dir DIR, a directory " \
+                                              "holding the four IDX files"
+    four = write_idx_set(tmp_path / "four", num_classes=4)
+    assert main(["eval", "--model-dir", model_dir, "--data-dir", str(four)]) == 1
+    assert capsys.readouterr().err.strip() == f"lenet: error: {model_dir}: a model of 3 classes, given data of 4"
+    other = write_idx_set(tmp_path / "other", num_classes=3, seed=1)
+    assert main(["train", "--model-dir", model_dir, "--data-dir", str(other), "--steps", "90"]) == 1
+    assert "trained on other idx files" in capsys.readouterr().err
+
+
+def test_a_fashion_mnist_model_names_its_classes_and_refuses_mnist(fashion_model_dir, fashion, mnist, tmp_path,
+                                                                   capsys):
+    import numpy as np
+
+    from lenet.datasets import FASHION_MNIST_CLASSES
+    model_dir = str(fashion_model_dir[0])
+    np.save(tmp_path / "items.npy", fashion.test_images[:20].numpy())
+    assert main(["predict", "--model-dir", model_dir, str(tmp_path / "items.npy"), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(r["label"] == FASHION_MNIST_CLASSES[r["class"]] for r in rows)
+    assert sum(r["class"] == label for r, label in zip(rows, fashion.test_labels[:20].tolist())) >= 15
+    assert main(["predict", "--model-dir", model_dir, str(tmp_path / "items.npy"), "--top-k", "2"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    best, second = rows[0]["top_k"][:2]
+    assert first.startswith(f"{tmp_path / 'items.npy'}[0]: {rows[0]['class']} ({rows[0]['label']})   top-2: "
+                            f"{best['label']} ({best['probability']:.3f}), {second['label']}")
+    assert main(["eval", "--model-dir", model_dir, "--dataset", "mnist"]) == 1
+    assert capsys.readouterr().err.strip() == (f"lenet: error: {model_dir}: a model of fashion-mnist, given mnist "
+                                               f"data; pass --dataset fashion-mnist")
+    assert main(["eval", "--model-dir", model_dir, "--no-tensorboard"]) == 0  # its own data set by default
+    out = capsys.readouterr().out
+    assert "    9 Ankle boot  " in out and f"accuracy {fashion_model_dir[1]['test_accuracy']:.4f}" in out

@@ -1,13 +1,15 @@
 import gzip
 import hashlib
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from lenet import data
-from lenet.data import BatchOrder, LenetError, locate_mnist
+from lenet.data import BatchOrder, LenetError, locate_dataset
+from lenet.datasets import IDX_FILES, KNOWN_DATASETS, TRAIN_IMAGES
 from lenet.idx import parse_idx, read_idx, write_idx
 
 
@@ -51,7 +53,7 @@ def test_corrupt_gzip_is_a_clean_error(tmp_path):
 def test_missing_data_dir_lists_the_options(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     with pytest.raises(LenetError) as error:
-        locate_mnist(tmp_path)
+        locate_dataset("mnist", tmp_path)
     text = str(error.value)
     assert "--data-dir" in text and data.DATA_DIR_ENV in text and "download" in text
     assert "train-images-idx3-ubyte" in text
@@ -60,14 +62,15 @@ def test_missing_data_dir_lists_the_options(tmp_path, monkeypatch):
 def test_env_variable_is_used_when_no_option(tmp_path, monkeypatch):
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(LenetError, match=data.DATA_DIR_ENV):
-        locate_mnist()
+        locate_dataset()
 
 
 def _fake_mirror(monkeypatch, tmp_path, good: bool):
     """Point the downloader at fake files: one IDX payload whose checksum we control."""
     payload = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02\x07\x09")
     checksum = hashlib.sha256(gzip.decompress(payload)).hexdigest()
-    monkeypatch.setattr(data, "MNIST_SHA256", {"tiny-idx1-ubyte": checksum if good else "0" * 64})
+    known = replace(KNOWN_DATASETS["mnist"], sha256={name: checksum if good else "0" * 64 for name in IDX_FILES})
+    monkeypatch.setitem(KNOWN_DATASETS, "mnist", known)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     monkeypatch.setattr(data.time, "sleep", lambda s: None)
@@ -82,19 +85,19 @@ def _fake_mirror(monkeypatch, tmp_path, good: bool):
 
 def test_download_verifies_checksum_and_lands_in_cache(tmp_path, monkeypatch):
     calls = _fake_mirror(monkeypatch, tmp_path, good=True)
-    paths = locate_mnist()
-    assert paths["tiny-idx1-ubyte"] == tmp_path / "lenet" / "mnist" / "tiny-idx1-ubyte.gz"
-    assert list(read_idx(paths["tiny-idx1-ubyte"])) == [7, 9]
-    assert len(calls) == 1
-    locate_mnist()  # cached: no second download
-    assert len(calls) == 1
+    paths = locate_dataset()
+    assert paths[TRAIN_IMAGES] == tmp_path / "lenet" / "mnist" / f"{TRAIN_IMAGES}.gz"
+    assert list(read_idx(paths[TRAIN_IMAGES])) == [7, 9]
+    assert len(calls) == 4 and calls[0] == f"{KNOWN_DATASETS['mnist'].mirrors[0]}{TRAIN_IMAGES}.gz"
+    locate_dataset()  # cached: no second download
+    assert len(calls) == 4
 
 
 def test_download_with_bad_checksum_retries_then_fails_and_leaves_nothing(tmp_path, monkeypatch):
     calls = _fake_mirror(monkeypatch, tmp_path, good=False)
-    with pytest.raises(LenetError, match="could not download tiny-idx1-ubyte.*--data-dir"):
-        locate_mnist()
-    assert len(calls) == 3 * len(data.MNIST_MIRRORS)
+    with pytest.raises(LenetError, match=f"could not download mnist file {TRAIN_IMAGES}.*--data-dir"):
+        locate_dataset()
+    assert len(calls) == 3 * len(KNOWN_DATASETS["mnist"].mirrors)
     cache = tmp_path / "lenet" / "mnist"
     assert not cache.exists() or not any(cache.iterdir())  # no partial or unverified file
 

@@ -99,7 +99,7 @@ def test_ensemble_averages_the_members_probabilities(synthetic_model_dir, second
 
 def test_ensemble_command_prints_members_and_refuses_missing_dirs(synthetic_model_dir, second_model_dir,
                                                                  tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("lenet.data.load_mnist", lambda *args, **kwargs: synthetic_mnist())
+    monkeypatch.setattr("lenet.data.load_dataset", lambda *args, **kwargs: synthetic_mnist())
     assert main(["ensemble", str(synthetic_model_dir), str(second_model_dir), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert len(result["members"]) == 2 and result["examples"] == len(synthetic_mnist().test_labels)
@@ -127,7 +127,7 @@ def test_a_model_trained_on_the_validation_images_is_not_measured_on_them(tmp_pa
         evaluate_ensemble([synthetic_model_dir, tmp_path], synthetic, "validation")
     assert evaluate_ensemble([synthetic_model_dir], synthetic, "validation")["examples"] == 150
     # Watching it: one error at the first checkpoint, not a skipped evaluation at every one.
-    monkeypatch.setattr("lenet.data.load_mnist", lambda *args, **kwargs: synthetic)
+    monkeypatch.setattr("lenet.data.load_dataset", lambda *args, **kwargs: synthetic)
     assert main(["eval", "--model-dir", str(tmp_path), "--split", "validation", "--watch"]) == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 2 and error[0].startswith("watching") and error[1].endswith("use --split test")
@@ -149,7 +149,8 @@ def test_an_ensemble_member_may_be_an_exported_onnx_file(synthetic_model_dir, se
 def test_watch_yields_each_new_checkpoint(tmp_path):
     def save(step):
         save_checkpoint(tmp_path, step, {"w": torch.zeros(1)}, {}, recipe=get_recipe("mlp-ema"), metrics={},
-                        dataset_sha256={}, optimizer={}, evaluation_weights="trained", keep=5)
+                        dataset_sha256={}, classes=tuple("0123456789"), optimizer={}, evaluation_weights="trained",
+                        keep=5)
 
     save(1)
     watcher = watch_checkpoints(tmp_path, poll_s=0.01)

@@ -7,6 +7,7 @@ import torch
 from lenet.checkpoint import load_model
 from lenet.cli import main
 from lenet.export import export_model
+from lenet.errors import LenetError
 from lenet.inference import INPUT_FORMAT, OnnxModel, open_model
 
 
@@ -141,3 +142,16 @@ def test_eval_of_an_onnx_file_refuses_what_only_a_model_directory_has(onnx_file,
     assert main(["eval", "--model", str(onnx_file), "--watch"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cnn.onnx" in err and "--watch" in err
+
+
+def test_an_onnx_export_of_a_model_of_clothes_names_its_classes_and_refuses_mnist(fashion_model_dir, mnist, tmp_path,
+                                                                                  capsys):
+    from lenet.datasets import FASHION_MNIST_CLASSES
+    from lenet.evaluation import evaluate_model
+    path = export_model(fashion_model_dir[0], "onnx", tmp_path / "fashion.onnx")
+    predictor = open_model(path)
+    assert json.loads(predictor.properties["lenet.classes"]) == list(FASHION_MNIST_CLASSES)
+    assert predictor.properties["lenet.dataset"] == "fashion-mnist" and "Fashion-MNIST" in predictor.info.input_format
+    assert predictor.info == open_model(fashion_model_dir[0]).info
+    with pytest.raises(LenetError, match="fashion.onnx: a model of fashion-mnist, given mnist data"):
+        evaluate_model(predictor, mnist)

@@ -19,6 +19,17 @@ def test_every_model_maps_a_batch_to_ten_logits_and_backpropagates(name):
     assert summarize(model)["total_params"] == sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.parametrize("name", list(list_models()))
+def test_every_model_takes_the_number_of_classes_of_its_data_set(name):
+    torch.manual_seed(0)
+    ten, four = build_model(name), build_model(name, num_classes=4)
+    assert four(torch.rand(2, 1, 28, 28)).shape == (2, 4)
+    # Only the output layer differs: 4 rows of weights and biases instead of 10.
+    last = [m for m in ten.modules() if isinstance(m, nn.Linear)][-1]
+    assert sum(p.numel() for p in ten.parameters()) - sum(p.numel() for p in four.parameters()) == \
+        6 * (last.in_features + 1)
+
+
 def test_lenet5_parameters_and_connections_match_seed_000():
     layers = summarize(build_model("lenet5"))["layers"]
     params = {layer["name"]: layer["params"] for layer in layers}

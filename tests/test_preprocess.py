@@ -6,7 +6,8 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from lenet.errors import LenetError
 from lenet.inference import open_model
-from lenet.preprocess import array_to_inputs, image_to_input, image_to_number_inputs, normalize_digit, read_inputs
+from lenet.preprocess import (array_to_inputs, image_to_input, image_to_number_inputs, normalize_digit, normalize_item,
+                              normalize_picture, read_inputs)
 
 
 def draw_seven(size=(300, 300), box=(60, 40, 240, 260), ink=0, paper=255, mode="L"):
@@ -252,3 +253,40 @@ def test_mnist_test_digits_as_pngs_read_like_the_arrays(mnist, mnist_model_dir):
                 assert np.abs(np.stack(inputs) - images / 255).mean() < 0.002
             right_as_png = int((model.probabilities(np.stack(inputs)).argmax(1) == labels).sum())
             assert abs(right_as_png - right) <= allowed, (size, invert, right_as_png, right)
+
+
+def test_a_picture_of_an_item_is_normalized_as_fashion_mnist_was_made():
+    # A dark bag, 200 px wide and 100 px high, on an off-white backdrop at 0.92.
+    picture = np.full((400, 500), 0.92, np.float32)
+    picture[150:250, 100:300] = 0.2
+    item = normalize_picture(picture, "fashion-mnist", "bag.png")
+    rows, cols = np.flatnonzero(item.max(1) > 0.5), np.flatnonzero(item.max(0) > 0.5)
+    assert cols[0] == 0 and cols[-1] == 27  # the longest side is 28 px, not MNIST's 20
+    assert rows[-1] - rows[0] + 1 == 14 and rows[0] == 7  # the shorter one scaled alike and centred
+    # Negated, and the backdrop taken away: black around a light item.
+    assert item[0].max() == 0.0 and item[14, 14] == pytest.approx((0.92 - 0.2) / 0.92, abs=0.02)
+    digitlike = normalize_picture(picture, "mnist", "bag.png")
+    assert np.flatnonzero(digitlike.max(0) > 0.5).size <= 21  # the digit procedure's 20-px box, for contrast
+
+
+def test_a_fashion_mnist_image_shot_as_a_product_photo_comes_back_as_itself(fashion):
+    # Each of the first 100 test images as Zalando's photos were (dark on white, large, with a
+    # margin): normalizing it must give back the 28x28 image, the data set being made from such photos.
+    errors = {"fashion-mnist": [], "mnist": []}
+    for original in fashion.test_images[:100].numpy().astype(np.float32) / 255:
+        photo = 1.0 - np.pad(np.kron(original, np.ones((10, 10), np.float32)), 40)
+        for dataset, found in errors.items():
+            found.append(np.abs(normalize_picture(photo, dataset, "photo") - original).mean())
+    assert np.median(errors["fashion-mnist"]) < 0.02 and np.percentile(errors["fashion-mnist"], 90) < 0.035
+    assert np.median(errors["mnist"]) > 0.1  # the digit procedure (20-px box, centre of mass) would not
+
+
+def test_the_model_decides_how_a_picture_is_normalized(tmp_path):
+    picture = np.full((100, 60), 1.0, np.float32)
+    picture[10:90, 20:40] = 0.0
+    Image.fromarray((picture * 255).astype(np.uint8)).save(tmp_path / "stick.png")
+    as_item = read_inputs(tmp_path / "stick.png", "fashion-mnist")[0][0]
+    as_digit = read_inputs(tmp_path / "stick.png", "mnist")[0][0]
+    assert np.array_equal(as_item, normalize_item(picture)) and np.array_equal(as_digit, normalize_digit(picture))
+    with pytest.raises(LenetError, match="no item found"):
+        normalize_item(np.full((10, 10), 0.5, np.float32), "blank.png")

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lenet.inference import open_model
+from lenet.preprocess import image_to_input
 from lenet.serving import InferenceWorker
 
 MAX_BODY = 300_000
@@ -34,7 +35,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(mnist_model_dir):
-    model_dir, _ = mnist_model_dir
+    yield from _serve(mnist_model_dir[0])
+
+
+@pytest.fixture(scope="module")
+def fashion_server(fashion_model_dir):
+    yield from _serve(fashion_model_dir[0])
+
+
+def _serve(model_dir):
+    """The URL of a `lenet serve` process for MODEL_DIR, until the generator is closed."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "lenet.cli", "serve", "--model-dir", str(model_dir), "--port", str(port),
@@ -407,3 +417,51 @@ def test_the_page_reads_a_chosen_picture_and_says_when_no_digit_is_found(server,
     status, read = request(server, "/read", number, "image/png")
     assert status == 200 and number_shown == read["number"] and digit_figures == len(read["number"]) == 3
     assert len(drawn["number"]) == 2 and drawn["number"] == "11"
+
+
+def _product_photo(fashion, index: int) -> bytes:
+    """Test image INDEX of Fashion-MNIST as a product photo: dark on an off-white backdrop, large."""
+    item = Image.fromarray(255 - fashion.test_images[index].numpy()).resize((224, 224), Image.Resampling.BICUBIC)
+    canvas = Image.new("L", (320, 300), 255)
+    canvas.paste(item, (48, 38))
+    return png_bytes(canvas)
+
+
+def test_a_model_of_clothes_answers_with_class_names_and_reads_no_numbers(fashion_server, fashion_model_dir, fashion):
+    from lenet.datasets import FASHION_MNIST_CLASSES
+    status, info = request(fashion_server, "/model")
+    assert status == 200 and info["dataset"] == "fashion-mnist" and info["classes"] == list(FASHION_MNIST_CLASSES)
+    assert info["reads_digits"] is False and len(info["dataset_sha256"]) == 4
+    model = open_model(fashion_model_dir[0])
+    for index in range(5):
+        photo = _product_photo(fashion, index)
+        status, answer = request(fashion_server, "/predict?top_k=2", photo, "image/png")
+        assert status == 200 and answer["label"] == FASHION_MNIST_CLASSES[answer["class"]]
+        assert [t["label"] for t in answer["top_k"]] == [FASHION_MNIST_CLASSES[t["class"]] for t in answer["top_k"]]
+        expected = model.probabilities(image_to_input(photo, "photo", dataset="fashion-mnist")[None])[0]
+        assert answer["class"] == int(expected.argmax())  # the clothes normalization, not the digits'
+    status, refused = request(fashion_server, "/read", _product_photo(fashion, 0), "image/png")
+    assert status == 400 and "not of digits" in refused["error"]
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_page_of_a_model_of_clothes_classifies_a_chosen_picture(fashion_server, fashion, tmp_path):
+    from playwright.sync_api import sync_playwright
+    (tmp_path / "item.png").write_bytes(_product_photo(fashion, 0))
+    with sync_playwright() as playwright:
+        browser = _chromium_page(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(fashion_server + "/")
+            page.wait_for_function("document.body.classList.contains('pictures')", timeout=20_000)
+            heading = page.locator("h1").text_content()
+            number_mode_hidden = page.locator("#number-mode").is_hidden()
+            bar_names = page.locator(".bar .digit").all_text_contents()
+            page.set_input_files("#file", str(tmp_path / "item.png"))
+            page.wait_for_function("window.lenet.requests >= 1 && !window.lenet.busy()", timeout=20_000)
+            shown = page.locator("#prediction").text_content()
+        finally:
+            browser.close()
+    status, api = request(fashion_server, "/predict", (tmp_path / "item.png").read_bytes(), "image/png")
+    assert heading == "Classify a picture" and number_mode_hidden and bar_names[9] == "Ankle boot"
+    assert status == 200 and shown == api["label"]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .checkpoint import resolve_recipe
-from .data import Mnist, load_mnist
+from .data import Dataset, load_dataset
 from .errors import LenetError
 from .evaluation import evaluate_model
 from .execution import Execution, resolve_device
@@ -35,12 +35,12 @@ class Classifier:
         self.recipe = resolve_recipe(self.model_dir, recipe, **overrides)
         self.device = resolve_device(device)
         self.data_dir = data_dir
-        self._data: Mnist | None = None
+        self._data: Dataset | None = None
 
     @property
-    def data(self) -> Mnist:
+    def data(self) -> Dataset:
         if self._data is None:
-            self._data = load_mnist(self.data_dir)
+            self._data = load_dataset(self.recipe.dataset, self.data_dir)
         return self._data
 
     def fit(self, report: Callable[[dict], None] | None = None, tensorboard: bool = True,
@@ -59,8 +59,9 @@ class Classifier:
         return plot_model_dir(self.model_dir, self.data, out_dir, image, self.device)[0]
 
     def predict(self, images: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Classes (N,) and probabilities (N, 10) for MNIST-form images: (28, 28), (N, 28, 28) or (N, 784),
-        uint8 0..255 or float 0..1. Use lenet.preprocess.image_to_input for arbitrary pictures, read() for numbers."""
+        """Classes (N,) and probabilities (N, classes) for images in the data set's form: (28, 28),
+        (N, 28, 28) or (N, 784), uint8 0..255 or float 0..1. Use lenet.preprocess.image_to_input for
+        arbitrary pictures (with the model's dataset), read() for numbers."""
         inputs = array_to_inputs(np.asarray(images), "images")
         model = open_model(self.model_dir, self.device)  # the newest checkpoint, even if fit() ran since
         probabilities = model.probabilities(inputs)

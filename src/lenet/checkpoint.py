@@ -3,7 +3,7 @@
 For step N a checkpoint is three files, written in this order, each atomically:
   model-N.safetensors   the evaluation weights (averaged ones when the recipe averages)
   state-N.safetensors   what resuming needs besides: raw weights, optimizer tensors, RNG state
-  model-N.json          recipe, step, metrics, dataset and weight checksums, optimizer settings
+  model-N.json          recipe, step, metrics, class names, dataset and weight checksums, optimizer settings
 The JSON is written last, so a checkpoint exists exactly when its JSON does. Nothing is pickled.
 A training run holds train.lock in the directory, so that two runs never write into one; the
 directory's recipe.json says what it trains, and a resumed run may only extend its steps.
@@ -29,6 +29,7 @@ from torch import nn
 
 from .errors import LenetError
 from .files import atomic_write_bytes, read_json, write_json
+from .datasets import default_classes
 from .models import build_model
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
 
@@ -61,6 +62,7 @@ class Checkpoint:
     weights_sha256: str               # of model-N.safetensors
     dataset_sha256: dict[str, str]    # of the files trained on
     evaluation_weights: str           # which weights model-N holds: "moving_average" or "trained"
+    classes: tuple[str, ...]          # the names of the network's outputs, in order (recipe.dataset's)
     optimizer: dict                   # the optimizer's JSON settings (param_groups, scalars), for resume
 
     @property
@@ -183,7 +185,8 @@ def check_resumable(model_dir: str | Path, requested: Recipe) -> None:
 
 def save_checkpoint(model_dir: str | Path, step: int, eval_weights: dict[str, torch.Tensor],
                     state_tensors: dict[str, torch.Tensor], *, recipe: Recipe, metrics: dict[str, float],
-                    dataset_sha256: dict[str, str], optimizer: dict, evaluation_weights: str, keep: int) -> Path:
+                    dataset_sha256: dict[str, str], classes: tuple[str, ...], optimizer: dict,
+                    evaluation_weights: str, keep: int) -> Path:
     """Write checkpoint STEP and delete all but the KEEP newest; returns the sidecar path."""
     model_dir = Path(model_dir)
     weights_path, state_path, sidecar_path = _paths(model_dir, step)
@@ -191,7 +194,7 @@ def save_checkpoint(model_dir: str | Path, step: int, eval_weights: dict[str, to
     atomic_write_bytes(weights_path, weights_bytes)
     atomic_write_bytes(state_path, _to_bytes(state_tensors))
     write_json(sidecar_path, {"format": FORMAT, "step": step, "recipe": recipe.to_dict(), "metrics": metrics,
-                              "dataset_sha256": dataset_sha256, "optimizer": optimizer,
+                              "dataset_sha256": dataset_sha256, "classes": list(classes), "optimizer": optimizer,
                               "evaluation_weights": evaluation_weights,
                               "weights_file": weights_path.name, "state_file": state_path.name,
                               "weights_sha256": hashlib.sha256(weights_bytes).hexdigest()})
@@ -223,11 +226,21 @@ def _checkpoint_from_json(payload: dict, model_dir: Path, step: int, origin: Pat
     evaluation_weights = _field(payload, "evaluation_weights", str, origin, default="trained")
     if evaluation_weights not in EVALUATION_WEIGHTS:
         raise LenetError(f"{origin}: field evaluation_weights must be one of {', '.join(EVALUATION_WEIGHTS)}")
-    return Checkpoint(model_dir=model_dir, step=step,
-                      recipe=Recipe.from_dict(payload.get("recipe"), f"{origin} (field recipe)"),
+    recipe = Recipe.from_dict(payload.get("recipe"), f"{origin} (field recipe)")
+    return Checkpoint(model_dir=model_dir, step=step, recipe=recipe, classes=_classes(payload, recipe, origin),
                       metrics=metrics, weights_sha256=_field(payload, "weights_sha256", str, origin),
                       dataset_sha256=_field(payload, "dataset_sha256", dict, origin, default={}),
                       evaluation_weights=evaluation_weights, optimizer=_field(payload, "optimizer", dict, origin))
+
+
+def _classes(payload: dict, recipe: Recipe, origin: Path) -> tuple[str, ...]:
+    """The sidecar's class names; a sidecar written before they were recorded is of the digits."""
+    if "classes" not in payload and recipe.dataset != "idx":
+        return default_classes(recipe.dataset, 10)
+    classes = payload.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise LenetError(f"{origin}: field classes is missing or not a list of at least two names")
+    return tuple(classes)
 
 
 def read_checkpoint(model_dir: str | Path, step: int | None = None
@@ -269,7 +282,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu",
                step: int | None = None) -> tuple[nn.Module, Checkpoint]:
     """The network of MODEL_DIR with its evaluation weights, in eval mode, and what its checkpoint says."""
     checkpoint, weights, _ = read_checkpoint(model_dir, step)
-    model = build_model(checkpoint.recipe.model)
+    model = build_model(checkpoint.recipe.model, num_classes=len(checkpoint.classes))
     load_weights(model, weights, str(model_dir))
     # NHWC weights make oneDNN and cuDNN convolve in the faster channels-last layout.
     return model.to(device, memory_format=torch.channels_last).eval(), checkpoint

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
+from .datasets import DATASET_NAMES
 from .errors import LenetError
 from .execution import PRECISIONS, Execution
 from .export import FORMATS as EXPORT_FORMATS
@@ -63,7 +64,8 @@ class _Progress:
         kind = event["kind"]
         if kind == "start":
             self.last_step = event["step"]
-            line = (f"training {self.recipe.name} ({self.recipe.model}) on {event['images']:,} images into "
+            line = (f"training {self.recipe.name} ({self.recipe.model}) on {event['images']:,} "
+                    f"{self.recipe.dataset} images into "
                     f"{self.model_dir} for {self.recipe.total_steps} steps on {event['device']}" +
                     (f" in {event['precision']}" if event["precision"] != "fp32" else "") +
                     (f" with {event['ranks']} ranks" if event["ranks"] > 1 else "") +
@@ -122,10 +124,27 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _load_data(args: argparse.Namespace):
-    """MNIST from --data-dir, $LENET_DATA_DIR or the cache (downloading there, saying so)."""
-    from .data import load_mnist
-    return load_mnist(args.data_dir, log=_log)
+def _load_data(args: argparse.Namespace, dataset: str | None = None):
+    """The data set --dataset names, else DATASET (the model's), else MNIST, from --data-dir, the
+    set's variable, a system package or the cache (downloading there, saying so)."""
+    from .data import load_dataset
+    return load_dataset(args.dataset or dataset or "mnist", args.data_dir, log=_log)
+
+
+def _dataset_of(source: str) -> str:
+    """The data set the model SOURCE (a model directory or an ONNX file) was trained on."""
+    from .inference import open_model
+    return open_model(source).info.dataset
+
+
+def _show_data(data, out: TextIO) -> None:
+    """For a user's IDX set: its classes and its files' checksums, which are recorded, not verified."""
+    if data.name != "idx":
+        return
+    print(f"data: {len(data.classes)} classes ({', '.join(data.classes)}); SHA-256 of the files, recorded "
+          f"in each checkpoint:", file=out)
+    for name, sha256 in data.sha256.items():
+        print(f"  {sha256}  {name}", file=out)
 
 
 def _without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
@@ -177,8 +196,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = resolve_recipe(args.model_dir, args.recipe, **_overrides(args))
     execution = Execution(args.precision, args.channels_last, args.compile, args.deterministic)
     resolve_device(args.device)  # before the data is loaded
-    data = _load_data(args)
+    data = _load_data(args, recipe.dataset)
     log = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the result
+    _show_data(data, log)
     speaks = distributed is None or distributed.is_main  # other ranks print nothing unless they fail
     interrupted = []
 
@@ -227,27 +247,34 @@ def _print_eval(result: dict, as_json: bool, what: str) -> None:
           f"{', test-time augmented' if result.get('tta') else ''}): "
           f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, "
           f"{top_k_key.replace('_', '-')} {result[top_k_key]:.4f}")
-    print("class  precision  recall  support")
+    # Named classes (not the digits) get a column for their names, cut to 12 characters.
+    named = any(label != str(c) for c, label in enumerate(result["classes"]))
+    name = (lambda c: f" {result['classes'][c][:12]:<12}") if named else (lambda c: "")
+    print(f"class{' label       ' if named else ''}  precision  recall  support")
     for row in result["per_class"]:
-        print(f"{row['class']:>5}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  {row['support']:>7}")
+        print(f"{row['class']:>5}{name(row['class'])}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  "
+              f"{row['support']:>7}")
     print("confusion (rows: true class, columns: predicted)")
     for true_class, row in enumerate(result["confusion"]):
-        print(f"{true_class:>3} " + " ".join(f"{n:>5}" for n in row))
+        print(f"{true_class:>3}{name(true_class)} " + " ".join(f"{n:>5}" for n in row))
     sys.stdout.flush()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_model, watch_checkpoints
     from .inference import check_top_k, open_model
-    check_top_k(args.top_k)
     if not args.watch:
         model = open_model(args.model_dir, args.device)
-        result = evaluate_model(model, _load_data(args), args.split, args.top_k, args.tensorboard,
+        check_top_k(args.top_k, model.num_classes)  # before the data is loaded
+        result = evaluate_model(model, _load_data(args, model.info.dataset), args.split, args.top_k, args.tensorboard,
                                 _Count(f"evaluating {args.split}"), args.tta)
         _print_eval(result, args.json, model.label)
         return 0
+    from .checkpoint import stored_recipe
+    check_top_k(args.top_k)  # checked again against each checkpoint's classes
     checkpoints = watch_checkpoints(args.model_dir, args.poll_seconds, args.split)
-    data = _load_data(args)
+    recipe = stored_recipe(args.model_dir)  # None before the first run has written it: MNIST, unless --dataset
+    data = _load_data(args, recipe.dataset if recipe else None)
     print(f"watching {args.model_dir} for new checkpoints (Ctrl-C to stop)", file=sys.stderr)
     try:
         for step in checkpoints:
@@ -265,9 +292,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_ensemble
-    from .inference import check_top_k
-    check_top_k(args.top_k)
-    data = _load_data(args)
+    from .inference import check_top_k, open_model
+    first = open_model(args.model_dirs[0])  # its data set is the default; the members are checked against the data
+    check_top_k(args.top_k, first.num_classes)
+    data = _load_data(args, first.info.dataset)
     result = evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
                                _Count("evaluating models"))
     if not args.json:
@@ -282,8 +310,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import check_top_k, open_model
     from .predict import predict_files, read_number_files, write_input_picture
-    check_top_k(args.top_k)
     model = open_model(args.model_dir, args.device)
+    check_top_k(args.top_k, model.num_classes)
     failures, shown = 0, set()
     results = (read_number_files if args.number else predict_files)(model, args.files, args.top_k)
     for result in results:
@@ -301,13 +329,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.number:
             _print_number(result, args.json, args.top_k)
             continue
+        classes = model.info.classes
         if args.json:
             print(json.dumps({k: v for k, v in result.items() if k not in ("top_k", "input")} |
-                             {"top_k": [{"class": c, "probability": p} for c, p in result["top_k"]]}))
+                             {"top_k": [{"class": c, "label": classes[c], "probability": p}
+                                        for c, p in result["top_k"]]}))
         else:
             where = result["file"] if result["index"] is None else f"{result['file']}[{result['index']}]"
-            ranked = ", ".join(f"{c} ({p:.3f})" for c, p in result["top_k"])
-            print(f"{where}: {result['class']}   top-{args.top_k}: {ranked}")
+            # The digits are their own names; other classes are shown by name.
+            named = result["label"] != str(result["class"])
+            answer = f"{result['class']} ({result['label']})" if named else result["label"]
+            ranked = ", ".join(f"{classes[c] if named else c} ({p:.3f})" for c, p in result["top_k"])
+            print(f"{where}: {answer}   top-{len(result['top_k'])}: {ranked}")
     return 1 if failures else 0
 
 
@@ -319,7 +352,7 @@ def _print_number(result: dict, as_json: bool, k: int) -> None:
         print(json.dumps({"file": result["file"], "number": result["number"], "digits": digits}))
         return
     ranked = "; ".join(", ".join(f"{c} ({p:.3f})" for c, p in d["top_k"]) for d in result["digits"])
-    print(f"{result['file']}: {result['number']}   top-{k} per digit: {ranked}")
+    print(f"{result['file']}: {result['number']}   top-{k or 3} per digit: {ranked}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -351,7 +384,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_model_dir
-    data = _load_data(args)
+    data = _load_data(args, None if args.dataset else _dataset_of(args.model_dir))
     paths, notes = plot_model_dir(args.model_dir, data, args.out, args.image, args.device,
                                   _Count("drawing feature maps (layers)", period_s=0))
     for note in notes:
@@ -394,16 +427,21 @@ def _device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
 
 
-def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="directory with the MNIST IDX files (default: $LENET_DATA_DIR, "
-                                      "else the download cache)")
+def _data_options(p: argparse.ArgumentParser, dataset: bool = True) -> None:
+    """--data-dir and --device; and --dataset, except for train, whose --dataset is a recipe field."""
+    if dataset:
+        p.add_argument("--dataset", choices=DATASET_NAMES,
+                       help="the data to measure on (default: the model's data set); a model refuses another's")
+    p.add_argument("--data-dir", help="directory with the data set's four IDX files (default: $LENET_DATA_DIR "
+                                      "for mnist, $LENET_FASHION_MNIST_DIR or Debian's dataset-fashion-mnist for "
+                                      "fashion-mnist, else the download cache; required for idx)")
     _device_option(p)
 
 
 def _scoring_options(p: argparse.ArgumentParser, json_help: str, tta_help: str) -> None:
     """What eval and ensemble measure and how they print it."""
     p.add_argument("--split", default="test", choices=["test", "validation"])
-    p.add_argument("--top-k", type=int, default=5, help="k for top-k accuracy (default 5)")
+    p.add_argument("--top-k", type=int, help="k for top-k accuracy (default 5, or the number of classes when fewer)")
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--tta", action="store_true", help=tta_help)
 
@@ -443,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     parallel.add_argument("--parallel", type=int, metavar="N",
                           help="with --seeds: runs at a time, each pinned to its share of the CPU cores or "
                                "to one GPU (default: one per GPU, or per 2 cores)")
-    _data_options(p)
+    _data_options(p, dataset=False)
     _add_recipe_overrides(p)
     p.set_defaults(run=cmd_train)
 
@@ -468,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("predict", help="classify image, .npy or IDX files, or read numbers (--number)")
     _model_option(p, "a model directory, or an ONNX file made by `lenet export`")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--top-k", type=int, default=3, help="how many ranked classes to show (default 3)")
+    p.add_argument("--top-k", type=int, help="how many ranked classes to show (default 3, or the number of "
+                                             "classes when fewer)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--number", action="store_true",
                    help="each FILE is a picture of digits written on one line (a meter, an amount): "

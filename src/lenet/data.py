@@ -1,4 +1,5 @@
-"""MNIST on disk and in memory: checksums, cached download, splits, device tensors (the file format: idx.py)."""
+"""Data sets on disk and in memory: finding, verifying and downloading their files, splits, device
+tensors (which sets lenet knows: datasets.py; the file format: idx.py)."""
 
 from __future__ import annotations
 
@@ -14,33 +15,25 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .datasets import (CLASSES_FILE, DIGITS, IDX_FILES, KNOWN_DATASETS, STANDARD_BYTES, TEST_IMAGES, TEST_LABELS,
+                       TRAIN_IMAGES, TRAIN_LABELS, KnownDataset, check_dataset_name)
 from .errors import LenetError
 from .files import atomic_write_bytes
-from .idx import MAX_UNPACKED_BYTES, gunzip_if_needed, read_idx
+from .idx import IMAGE_SIZE, gunzip_if_needed, read_idx, read_idx_sha256
 
-DATA_DIR_ENV = "LENET_DATA_DIR"
+# MNIST's variable, kept from before lenet knew other sets; each known set has its own (datasets.py).
+DATA_DIR_ENV = KNOWN_DATASETS["mnist"].env_var
+# The TensorFlow 1.x reader kept the last 5,000 of the 60,000 training images for validation: one in
+# twelve, which is what a data set of another size holds out.
+VALIDATION_SHARE = 12
+# A class name in classes.txt longer than this is not a name (a wrong file, say).
+MAX_CLASS_NAME_CHARS = 100
 
-# SHA-256 of the uncompressed IDX files (the files everyone has called MNIST since 1998).
-MNIST_SHA256 = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
-# Their sizes (header + images or labels): a .gz is unpacked no further than this.
-MNIST_BYTES = {"train-images-idx3-ubyte": 16 + 60_000 * 784, "train-labels-idx1-ubyte": 8 + 60_000,
-               "t10k-images-idx3-ubyte": 16 + 10_000 * 784, "t10k-labels-idx1-ubyte": 8 + 10_000}
-MNIST_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-)
-# The TensorFlow 1.x reader kept the last 5,000 training images for validation.
-VALIDATION_SIZE = 5000
 
-def default_cache_dir() -> Path:
-    """Where downloaded MNIST files live: $XDG_CACHE_HOME/lenet/mnist or ~/.cache/lenet/mnist."""
+def default_cache_dir(dataset: str = "mnist") -> Path:
+    """Where a known data set's downloaded files live: $XDG_CACHE_HOME/lenet/DATASET or ~/.cache/lenet/DATASET."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lenet" / "mnist"
+    return Path(base) / "lenet" / dataset
 
 
 def _find_file(directory: Path, name: str) -> Path | None:
@@ -50,11 +43,11 @@ def _find_file(directory: Path, name: str) -> Path | None:
     return None
 
 
-def _download(name: str, target_dir: Path, retries: int = 3,
+def _download(known: KnownDataset, name: str, target_dir: Path, retries: int = 3,
               log: Callable[[str], None] | None = None) -> Path:
-    """Fetch NAME.gz from the mirrors into target_dir, checking its checksum before the rename."""
+    """Fetch NAME.gz from KNOWN's mirrors into target_dir, checking its checksum before the rename."""
     errors = []
-    for mirror in MNIST_MIRRORS:
+    for mirror in known.mirrors:
         for attempt in range(retries):
             url = f"{mirror}{name}.gz"
             try:
@@ -62,7 +55,8 @@ def _download(name: str, target_dir: Path, retries: int = 3,
                     log(f"downloading {url}")
                 with urllib.request.urlopen(url, timeout=60) as response:
                     payload = response.read()
-                if hashlib.sha256(gunzip_if_needed(payload, url, MNIST_BYTES.get(name, MAX_UNPACKED_BYTES))).hexdigest() != MNIST_SHA256[name]:
+                content = gunzip_if_needed(payload, url, STANDARD_BYTES[name])
+                if hashlib.sha256(content).hexdigest() != known.sha256[name]:
                     raise ValueError("checksum mismatch")
                 target = target_dir / f"{name}.gz"
                 atomic_write_bytes(target, payload)
@@ -70,43 +64,60 @@ def _download(name: str, target_dir: Path, retries: int = 3,
             except (urllib.error.URLError, OSError, ValueError, EOFError, LenetError) as error:
                 errors.append(f"{url}: {error}")
                 time.sleep(min(2 ** attempt, 5) if attempt + 1 < retries else 0)
-    raise LenetError(f"could not download {name} ({errors[-1]}); put the MNIST files in a directory and pass "
-                     f"--data-dir DIR or set {DATA_DIR_ENV}=DIR")
+    raise LenetError(f"could not download {known.name} file {name} ({errors[-1]}); put the four files in a "
+                     f"directory and pass --data-dir DIR or set {known.env_var}=DIR")
 
 
-def locate_mnist(data_dir: str | Path | None = None, download: bool = True,
-                 log: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """Find the four MNIST files: --data-dir, then $LENET_DATA_DIR, then the cache (downloading there).
+def _files_in(directory: Path, origin: str, known: KnownDataset | None) -> dict[str, Path]:
+    """The four IDX files in DIRECTORY (named by ORIGIN in the error when some are missing) of the
+    KNOWN data set, or of a user's (None)."""
+    found = {name: _find_file(directory, name) for name in IDX_FILES}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        where = (f"point --data-dir or {known.env_var} at a directory holding the four {known.name} files, or "
+                 f"unset both to download into {default_cache_dir(known.name)}") if known else \
+            "point --data-dir at a directory holding the four IDX files"
+        raise LenetError(f"{directory} (from {origin}) lacks {', '.join(missing)} (raw or .gz); {where}")
+    return found  # type: ignore[return-value]
 
-    This is the one place that reads the data-directory environment variable.
+
+def locate_dataset(dataset: str = "mnist", data_dir: str | Path | None = None, download: bool = True,
+                   log: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Find DATASET's four files: --data-dir, then the set's variable ($LENET_DATA_DIR for MNIST,
+    $LENET_FASHION_MNIST_DIR), then a system package's directory, then the cache (downloading there).
+    An "idx" set is only ever DATA_DIR.
+
+    This is the one place that reads the data-directory environment variables.
     """
-    explicit = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
-    if explicit is not None:
-        directory = Path(explicit)
-        found = {name: _find_file(directory, name) for name in MNIST_SHA256}
-        missing = [name for name, path in found.items() if path is None]
-        if missing:
-            origin = "--data-dir" if data_dir is not None else DATA_DIR_ENV
-            raise LenetError(f"{directory} (from {origin}) lacks {', '.join(missing)} (raw or .gz); "
-                             f"point --data-dir or {DATA_DIR_ENV} at a directory holding the four MNIST "
-                             f"files, or unset both to download into {default_cache_dir()}")
-        return found  # type: ignore[return-value]
-    cache = default_cache_dir()
+    check_dataset_name(dataset)
+    if dataset == "idx":
+        if data_dir is None:
+            raise LenetError("--dataset idx needs --data-dir DIR, a directory holding the four IDX files")
+        return _files_in(Path(data_dir), "--data-dir", None)
+    known = KNOWN_DATASETS[dataset]
+    if data_dir is not None:
+        return _files_in(Path(data_dir), "--data-dir", known)
+    if os.environ.get(known.env_var):
+        return _files_in(Path(os.environ[known.env_var]), known.env_var, known)
+    if known.system_dir and all(_find_file(Path(known.system_dir), name) for name in IDX_FILES):
+        return _files_in(Path(known.system_dir), known.system_dir, known)
+    cache = default_cache_dir(dataset)
     paths = {}
-    for name in MNIST_SHA256:
+    for name in IDX_FILES:
         path = _find_file(cache, name)
         if path is None:
             if not download:
-                raise LenetError(f"MNIST file {name} not found; pass --data-dir DIR, set {DATA_DIR_ENV}=DIR, "
+                raise LenetError(f"{dataset} file {name} not found; pass --data-dir DIR, set {known.env_var}=DIR, "
                                  f"or allow the download into {cache}")
-            path = _download(name, cache, log=log)
+            path = _download(known, name, cache, log=log)
         paths[name] = path
     return paths
 
 
 @dataclass(frozen=True)
-class Mnist:
-    """The three splits as uint8 image tensors (N, 28, 28) and int64 label tensors (N,)."""
+class Dataset:
+    """The three splits as uint8 image tensors (N, 28, 28) and int64 label tensors (N,), with the
+    set's name, its class names (label c is classes[c]) and the SHA-256 of the files read."""
     train_images: torch.Tensor
     train_labels: torch.Tensor
     val_images: torch.Tensor
@@ -114,6 +125,8 @@ class Mnist:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     sha256: dict[str, str]
+    name: str = "mnist"
+    classes: tuple[str, ...] = DIGITS
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and labels of 'train', 'validation' or 'test'."""
@@ -124,34 +137,78 @@ class Mnist:
             raise LenetError(f"unknown split {name!r}; choose one of {', '.join(splits)}")
         return splits[name]
 
-    def to(self, device: torch.device | str) -> "Mnist":
+    def to(self, device: torch.device | str) -> "Dataset":
         """The same dataset with every tensor moved to DEVICE once, so batches are indexed there."""
         moved = {k: getattr(self, k).to(device) for k in
                  ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")}
-        return Mnist(**moved, sha256=self.sha256)
+        return replace(self, **moved)
 
-    def without_validation(self) -> "Mnist":
+    def without_validation(self) -> "Dataset":
         """The same data with the validation images moved into training: none held out."""
         return replace(self, train_images=torch.cat([self.train_images, self.val_images]),
                        train_labels=torch.cat([self.train_labels, self.val_labels]),
                        val_images=self.val_images[:0], val_labels=self.val_labels[:0])
 
 
-def load_mnist(data_dir: str | Path | None = None, download: bool = True,
-               log: Callable[[str], None] | None = None) -> Mnist:
-    """Load and verify MNIST, split 55,000/5,000/10,000 like the TensorFlow reader."""
-    paths = locate_mnist(data_dir, download, log)
-    arrays = {name: read_idx(path, MNIST_SHA256[name], MNIST_BYTES.get(name, MAX_UNPACKED_BYTES)) for name, path in paths.items()}
-    images = torch.from_numpy(arrays["train-images-idx3-ubyte"].copy())
-    labels = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
-    split = len(images) - VALIDATION_SIZE
-    return Mnist(
+def load_dataset(dataset: str = "mnist", data_dir: str | Path | None = None, download: bool = True,
+                 log: Callable[[str], None] | None = None) -> Dataset:
+    """Load DATASET (see locate_dataset), the last twelfth of its training images held out for validation
+    (MNIST: 55,000/5,000/10,000 like the TensorFlow reader). A known set's files are verified against
+    their checksums; an "idx" set's checksums are recorded instead, and its shapes and labels checked."""
+    paths = locate_dataset(dataset, data_dir, download, log)
+    if dataset == "idx":
+        read = {name: read_idx_sha256(path) for name, path in paths.items()}
+        arrays, sha256 = {n: a for n, (a, _) in read.items()}, {n: s for n, (_, s) in read.items()}
+        classes = _check_idx_set(arrays, paths, Path(data_dir))
+    else:
+        known = KNOWN_DATASETS[dataset]
+        arrays = {name: read_idx(path, known.sha256[name], STANDARD_BYTES[name]) for name, path in paths.items()}
+        sha256, classes = dict(known.sha256), known.classes
+    images = torch.from_numpy(arrays[TRAIN_IMAGES].copy())
+    labels = torch.from_numpy(arrays[TRAIN_LABELS].astype(np.int64))
+    split = len(images) - len(images) // VALIDATION_SHARE
+    return Dataset(
         train_images=images[:split], train_labels=labels[:split],
         val_images=images[split:], val_labels=labels[split:],
-        test_images=torch.from_numpy(arrays["t10k-images-idx3-ubyte"].copy()),
-        test_labels=torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64)),
-        sha256=dict(MNIST_SHA256),
+        test_images=torch.from_numpy(arrays[TEST_IMAGES].copy()),
+        test_labels=torch.from_numpy(arrays[TEST_LABELS].astype(np.int64)),
+        sha256=sha256, name=dataset, classes=classes,
     )
+
+
+def _check_idx_set(arrays: dict[str, np.ndarray], paths: dict[str, Path], directory: Path) -> tuple[str, ...]:
+    """The class names of a user's IDX set, once its files are what the networks take: uint8 images
+    (N, 28, 28), uint8 labels (N,) of 0..K-1 with K read from the training labels (K >= 2)."""
+    for images_name, labels_name in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
+        images, labels = arrays[images_name], arrays[labels_name]
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise LenetError(f"{paths[images_name]}: expected uint8 images of 28x28, got {images.dtype} of "
+                             f"dimensions {'x'.join(map(str, images.shape))}")
+        if labels.dtype != np.uint8 or labels.ndim != 1:
+            raise LenetError(f"{paths[labels_name]}: expected one uint8 label per image, got {labels.dtype} "
+                             f"of dimensions {'x'.join(map(str, labels.shape))}")
+        if len(labels) != len(images) or not len(labels):
+            raise LenetError(f"{paths[labels_name]}: {len(labels):,} labels for the {len(images):,} images "
+                             f"of {paths[images_name].name}")
+    num_classes = int(arrays[TRAIN_LABELS].max()) + 1
+    if num_classes < 2:
+        raise LenetError(f"{paths[TRAIN_LABELS]}: every label is 0; a classifier needs at least two classes")
+    if int(arrays[TEST_LABELS].max()) >= num_classes:
+        raise LenetError(f"{paths[TEST_LABELS]}: label {int(arrays[TEST_LABELS].max())} is out of range: the "
+                         f"training labels are 0..{num_classes - 1}")
+    classes_path = directory / CLASSES_FILE
+    if not classes_path.exists():
+        return tuple(str(c) for c in range(num_classes))
+    try:
+        names = [line.strip() for line in classes_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise LenetError(f"{classes_path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
+    if len(names) != num_classes:
+        raise LenetError(f"{classes_path}: {len(names)} class names for the {num_classes} classes of the labels "
+                         f"(one name per line, in label order)")
+    if len(set(names)) != len(names) or max(map(len, names)) > MAX_CLASS_NAME_CHARS:
+        raise LenetError(f"{classes_path}: class names must be distinct and at most {MAX_CLASS_NAME_CHARS} characters")
+    return tuple(names)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import list_checkpoints, stored_recipe
-from .data import Mnist
+from .data import Dataset
 from .errors import LenetError
 from .idx import NUM_CLASSES
 from .inference import (LoadedModel, Progress, batched_logits, check_held_out, check_top_k, model_dir_for,
@@ -27,10 +27,13 @@ def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classe
     return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def metrics_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor, top_k: int = 5) -> dict:
-    """Loss, accuracy, top-k accuracy, per-class precision/recall and the confusion matrix."""
-    check_top_k(top_k)
+def metrics_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor, top_k: int | None = None,
+                        classes: tuple[str, ...] | None = None) -> dict:
+    """Loss, accuracy, top-k accuracy (k 5 by default), per-class precision/recall and the confusion
+    matrix; each class named by CLASSES (by default its number)."""
     logits, labels = torch.as_tensor(logits).float().cpu(), labels.cpu()
+    top_k = check_top_k(top_k, logits.shape[1], default=5)
+    classes = classes or tuple(str(c) for c in range(logits.shape[1]))
     if not torch.isfinite(logits).all():  # NaN weights would otherwise "predict" class 0 at 9.8%
         raise LenetError("the model's outputs hold NaN or infinite values (damaged weights?)")
     predictions = logits.argmax(1)
@@ -39,7 +42,7 @@ def metrics_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor,
     predicted = confusion.sum(0).double()
     actual = confusion.sum(1).double()
     in_top_k = (logits.topk(top_k, dim=1).indices == labels[:, None]).any(1)
-    per_class = [{"class": c,
+    per_class = [{"class": c, "label": classes[c],
                   "precision": (true_positives[c] / predicted[c]).item() if predicted[c] else 0.0,
                   "recall": (true_positives[c] / actual[c]).item() if actual[c] else 0.0,
                   "support": int(actual[c])} for c in range(confusion.shape[0])]
@@ -48,28 +51,30 @@ def metrics_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor,
         "loss": F.cross_entropy(logits, labels).item(),
         "accuracy": (predictions == labels).double().mean().item(),
         f"top_{top_k}_accuracy": in_top_k.double().mean().item(),
+        "classes": list(classes),
         "per_class": per_class,
         "confusion": confusion.tolist(),
     }
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k: int = 5,
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k: int | None = None,
              progress: Progress | None = None, tta: bool = False) -> dict:
     """Metrics of the network MODEL on uint8 IMAGES with LABELS (see metrics_from_logits; TTA as in batched_logits)."""
     return metrics_from_logits(batched_logits(model, images, progress=progress, tta=tta), labels, top_k)
 
 
-def evaluate_model(model: LoadedModel | str | Path, data: Mnist, split: str = "test", top_k: int = 5,
+def evaluate_model(model: LoadedModel | str | Path, data: Dataset, split: str = "test", top_k: int | None = None,
                    tensorboard: bool = True, progress: Progress | None = None, tta: bool = False) -> dict:
-    """Metrics of MODEL (from open_model, or a source to open on the CPU) on one split of DATA. A
-    model directory's results are also written as TensorBoard events under MODEL_DIR/events/eval-SPLIT
-    when TENSORBOARD."""
-    check_top_k(top_k)
+    """Metrics of MODEL (from open_model, or a source to open on the CPU) on one split of DATA, which
+    must be of the model's data set. A model directory's results are also written as TensorBoard
+    events under MODEL_DIR/events/eval-SPLIT when TENSORBOARD."""
     model = model if isinstance(model, LoadedModel) else open_model(model)
+    top_k = check_top_k(top_k, model.num_classes, default=5)
+    model.check_data(data)
     check_held_out(model.source, model.info, split)
     images, labels = data.split(split)
     result = {"step": model.info.step, "split": split, "tta": tta,
-              **metrics_from_logits(model.logits(images, tta, progress), labels, top_k)}
+              **metrics_from_logits(model.logits(images, tta, progress), labels, top_k, model.info.classes)}
     if tensorboard and model.supports_tta:  # a model directory, which has an events directory
         write_eval_events(model.source, result)
     return result
@@ -87,17 +92,18 @@ def _distinct(members: list[str | Path]) -> list[Path]:
     return [Path(m) for m in members]
 
 
-def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test",
-                      device: str | torch.device = "cpu", top_k: int = 5, tta: bool = False,
+def evaluate_ensemble(members: list[str | Path], data: Dataset, split: str = "test",
+                      device: str | torch.device = "cpu", top_k: int | None = None, tta: bool = False,
                       progress: Progress | None = None) -> dict:
     """Metrics of the mean of several models' probabilities on one split, with each member's own
     accuracy and error count under "members", and "errors_of_every_member": how many images all
     members get wrong (averaging cannot fix those). A member is a model directory or an exported
     .onnx file (no TTA)."""
-    check_top_k(top_k)
     # Every member is opened and checked before the first is evaluated.
     models: list[LoadedModel] = [open_model(source, device) for source in _distinct(members)]
+    top_k = check_top_k(top_k, models[0].num_classes, default=5)
     for model in models:
+        model.check_data(data)
         check_held_out(model.source, model.info, split)
         if tta:
             model.require_tta()
@@ -117,7 +123,7 @@ def evaluate_ensemble(members: list[str | Path], data: Mnist, split: str = "test
     # The log of the mean probability, without underflow (see batched_logits' TTA).
     mean_log_probability = torch.logsumexp(torch.stack(log_probabilities), 0) - math.log(len(models))
     return {"split": split, "tta": tta, "members": results, "errors_of_every_member": int(wrong_by_all.sum()),
-            **metrics_from_logits(mean_log_probability, labels, top_k)}
+            **metrics_from_logits(mean_log_probability, labels, top_k, models[0].info.classes)}
 
 
 def watch_checkpoints(model_dir: str | Path, poll_s: float = 5.0, split: str = "test") -> Iterator[int]:

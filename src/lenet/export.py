@@ -1,7 +1,8 @@
 """Export a model directory's evaluation weights to ONNX, torch.export or TorchScript.
 
 Every format takes float32 images (N, 1, 28, 28) with a dynamic batch dimension and returns logits
-(N, 10); what the input must look like is written into the file's metadata (inference.INPUT_FORMAT).
+(N, classes): 10 for MNIST; what the input must look like, the data set and its class names are written
+into the file's metadata (inference.export_properties).
 Running an exported ONNX file is inference.open_model's job. torch is imported by the exporters:
 the CLI reads FORMATS to build its options, and `lenet --help` must not wait for torch to load.
 """

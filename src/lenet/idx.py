@@ -1,4 +1,4 @@
-"""The IDX file format MNIST comes in (raw or gzip), and the shape of its contents: 28x28 images, 10 classes.
+"""The IDX file format MNIST comes in (raw or gzip), and the shape of its contents: 28x28 images, 10 digits.
 
 Nothing here needs torch, so reading pictures and IDX files for an exported model starts quickly.
 """
@@ -71,16 +71,22 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
 def read_idx(path: str | Path, expected_sha256: str | None = None,
              max_bytes: int = MAX_UNPACKED_BYTES) -> np.ndarray:
     """Read an IDX file (raw or gzip, unpacking to at most MAX_BYTES) into a numpy array, verifying
-    its SHA-256 when given."""
+    the SHA-256 of its uncompressed content when given."""
+    array, sha256 = read_idx_sha256(path, max_bytes)
+    if expected_sha256 is not None and sha256 != expected_sha256:
+        raise LenetError(f"{path}: SHA-256 checksum mismatch (file is corrupt or not the file lenet expects); "
+                         f"delete it and let lenet download it again")
+    return array
+
+
+def read_idx_sha256(path: str | Path, max_bytes: int = MAX_UNPACKED_BYTES) -> tuple[np.ndarray, str]:
+    """An IDX file's array and the SHA-256 of its uncompressed content (see read_idx)."""
     path = Path(path)
     try:
         raw = gunzip_if_needed(path.read_bytes(), str(path), max_bytes)
     except OSError as error:
         raise LenetError(f"{path}: cannot read ({error.strerror})") from None
-    if expected_sha256 is not None and hashlib.sha256(raw).hexdigest() != expected_sha256:
-        raise LenetError(f"{path}: SHA-256 checksum mismatch (file is corrupt or not the MNIST file); "
-                         f"delete it and let lenet download it again")
-    return parse_idx(raw, str(path))
+    return parse_idx(raw, str(path)), hashlib.sha256(raw).hexdigest()
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:

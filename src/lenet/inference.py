@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
+from .datasets import DATASET_NAMES, KNOWN_DATASETS, check_same_dataset, default_classes
 from .errors import LenetError
 from .idx import IMAGE_SIZE, NUM_CLASSES
 
@@ -40,15 +41,28 @@ INPUT_FORMAT = ("images: float32 (N, 1, 28, 28), white ink on black, pixel / 255
                 "softmax gives the probabilities of classes 0-9")
 
 
+def input_format(dataset: str, classes: tuple[str, ...]) -> str:
+    """What an exported network of DATASET takes and returns, in words (INPUT_FORMAT for MNIST)."""
+    if dataset == "mnist":
+        return INPUT_FORMAT
+    picture = ("the item normalized as Fashion-MNIST (background trimmed, longer side 28 px, centred, light on "
+               "dark)" if dataset == "fashion-mnist" else "as the data set's IDX images")
+    return (f"images: float32 (N, 1, 28, 28), pixel / 255 in [0, 1], {picture}; `lenet predict` and "
+            f"lenet.preprocess do this; output logits: float32 (N, {len(classes)}), softmax gives the "
+            f"probabilities of the classes in lenet.classes")
+
+
 def is_onnx_file(source: str | Path) -> bool:
     """Whether SOURCE names an exported ONNX file rather than a model directory: the .onnx suffix."""
     return Path(source).suffix.lower() == ".onnx"
 
 
-def check_top_k(k: int) -> int:
-    """K, refused unless 1 <= K <= the number of classes."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= NUM_CLASSES:
-        raise LenetError(f"--top-k must be from 1 to {NUM_CLASSES}, got {k}")
+def check_top_k(k: int | None, num_classes: int | None = None, default: int = 3) -> int:
+    """K, refused unless 1 <= K <= NUM_CLASSES (when known); None is DEFAULT, or NUM_CLASSES when fewer."""
+    if k is None:
+        return default if num_classes is None else min(default, num_classes)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= (num_classes or k):
+        raise LenetError(f"--top-k must be from 1 to {num_classes or 'the number of classes'}, got {k}")
     return k
 
 
@@ -63,11 +77,15 @@ class ModelInfo:
     weights_sha256: str | None
     evaluation_weights: str | None   # "moving_average" or "trained"
     trained_on_validation: bool      # the recipe's train_on_validation: its validation split is not held out
+    dataset: str                     # what it was trained on: one of datasets.DATASET_NAMES
+    classes: tuple[str, ...]         # the names of its outputs, in order
+    dataset_sha256: dict[str, str]   # of the files it was trained on (empty when unknown)
     input_format: str = INPUT_FORMAT
 
     def to_dict(self) -> dict:
         """The fields GET /model reports."""
-        return {k: v for k, v in asdict(self).items() if k not in ("trained_on_validation", "input_format")}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if k not in ("trained_on_validation", "input_format")}
 
 
 def check_held_out(source: str | Path, info: ModelInfo, split: str) -> None:
@@ -105,7 +123,7 @@ class LoadedModel:
     devices: tuple[str, ...] = ("cpu",)
 
     def logits(self, images, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
-        """float32 logits (N, 10) of IMAGES (see as_float_inputs), batch by batch. With TTA (test-time
+        """float32 logits (N, classes) of IMAGES (see as_float_inputs), batch by batch. With TTA (test-time
         augmentation) each image is also seen shifted by one pixel four ways, and the result is the
         log of the mean probability. Outputs that are not finite (damaged weights) are refused here,
         once for every caller: eval, ensemble, predict, serve and the Python API."""
@@ -125,8 +143,16 @@ class LoadedModel:
             raise LenetError(f"{self.source}: --tta needs a model directory, not an ONNX file")
 
     def probabilities(self, images) -> np.ndarray:
-        """Softmax probabilities (N, 10) of IMAGES."""
+        """Softmax probabilities (N, classes) of IMAGES."""
         return softmax(self.logits(images))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info.classes)
+
+    def check_data(self, data) -> None:
+        """Refuse DATA (a data.Dataset) of another data set than this model's."""
+        check_same_dataset(self.source, self.info.dataset, self.num_classes, data.name, len(data.classes))
 
     @property
     def label(self) -> str:
@@ -153,7 +179,9 @@ class CheckpointModel(LoadedModel):
                               test_accuracy=self.checkpoint.test_accuracy,
                               weights_sha256=self.checkpoint.weights_sha256,
                               evaluation_weights=self.checkpoint.evaluation_weights,
-                              trained_on_validation=recipe.train_on_validation)
+                              trained_on_validation=recipe.train_on_validation, dataset=recipe.dataset,
+                              classes=self.checkpoint.classes, dataset_sha256=self.checkpoint.dataset_sha256,
+                              input_format=input_format(recipe.dataset, self.checkpoint.classes))
 
     def _logits(self, images, tta: bool, progress: Progress | None) -> np.ndarray:
         import torch
@@ -189,12 +217,20 @@ class OnnxModel(LoadedModel):
             raise LenetError(f"{source}: expected one input of shape (N, 1, 28, 28), "
                              f"got {[(i.name, i.shape) for i in inputs]}")
         outputs = self.session.get_outputs()
-        if len(outputs) != 1 or list(outputs[0].shape[1:]) != [NUM_CLASSES]:
-            raise LenetError(f"{source}: expected one output of shape (N, {NUM_CLASSES}), "
+        if len(outputs) != 1 or len(outputs[0].shape) != 2 or not isinstance(outputs[0].shape[1], int) \
+                or outputs[0].shape[1] < 2:
+            raise LenetError(f"{source}: expected one output of shape (N, classes), "
                              f"got {[(o.name, o.shape) for o in outputs]}")
         self.input_name = inputs[0].name
         self.properties = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.info = info_from_properties(self.properties)
+        self.info = info_from_properties(self.properties, outputs[0].shape[1])
+        # A known set has its number of classes; a user's set has as many as its file names.
+        named = _parsed(self.properties.get("lenet.classes"), json.loads)
+        known = KNOWN_DATASETS.get(self.info.dataset)
+        expected = len(known.classes) if known else len(named) if isinstance(named, list) else outputs[0].shape[1]
+        if outputs[0].shape[1] != expected:
+            raise LenetError(f"{source}: expected one output of shape (N, {expected}) for {self.info.dataset}, "
+                             f"got {[(o.name, o.shape) for o in outputs]}")
 
     @property
     def label(self) -> str:
@@ -204,7 +240,7 @@ class OnnxModel(LoadedModel):
         inputs = as_float_inputs(images)
         chunks = [self.session.run(None, {self.input_name: inputs[batch]})[0]
                   for batch in batch_slices(len(inputs), ONNX_INFERENCE_BATCH, progress)]
-        return np.concatenate(chunks).astype(np.float32) if chunks else np.empty((0, NUM_CLASSES), np.float32)
+        return np.concatenate(chunks).astype(np.float32) if chunks else np.empty((0, self.num_classes), np.float32)
 
 
 def open_model(source: str | Path, device="cpu", step: int | None = None) -> LoadedModel:
@@ -250,7 +286,13 @@ def batched_logits(model: "nn.Module", images: "torch.Tensor", batch_size: int |
                 chunks.append(torch.logsumexp(views, 0) - math.log(len(TTA_SHIFTS)))
             else:
                 chunks.append(model(inputs))
-    return torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES, device=device)
+    return torch.cat(chunks) if chunks else torch.empty(0, _outputs(model), device=device)
+
+
+def _outputs(model: "nn.Module") -> int:
+    """How many classes MODEL tells apart: the width of its last linear layer."""
+    from torch import nn
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
 
 
 # The lenet.* properties of an exported file: written by export_properties, read by info_from_properties.
@@ -263,7 +305,10 @@ def export_properties(checkpoint: "Checkpoint") -> dict[str, str]:
         "lenet.test_accuracy": "" if checkpoint.test_accuracy is None else str(checkpoint.test_accuracy),
         "lenet.weights_sha256": checkpoint.weights_sha256,
         "lenet.evaluation_weights": checkpoint.evaluation_weights,
-        "lenet.input_format": INPUT_FORMAT,
+        "lenet.dataset": checkpoint.recipe.dataset,
+        "lenet.classes": json.dumps(list(checkpoint.classes)),
+        "lenet.dataset_sha256": json.dumps(checkpoint.dataset_sha256, sort_keys=True),
+        "lenet.input_format": input_format(checkpoint.recipe.dataset, checkpoint.classes),
     }
 
 
@@ -278,11 +323,19 @@ def _finite(value: object) -> float | None:
     return value if isinstance(value, float) and math.isfinite(value) else None
 
 
-def info_from_properties(properties: dict[str, str]) -> ModelInfo:
-    """What an ONNX file's lenet.* properties say, each value None when missing or unreadable: the
-    file may come from elsewhere, and that is no reason to refuse a model that predicts."""
+def info_from_properties(properties: dict[str, str], num_classes: int = NUM_CLASSES) -> ModelInfo:
+    """What an ONNX file of NUM_CLASSES outputs says in its lenet.* properties, each value None when
+    missing or unreadable: the file may come from elsewhere, and that is no reason to refuse a model
+    that predicts. Without them it is a model of MNIST (what lenet exported before it knew other sets)
+    or, naming an unknown data set, of an IDX set of its own; its classes are then named by default."""
     recipe = _parsed(properties.get("lenet.recipe"), json.loads)
     recipe = recipe if isinstance(recipe, dict) else {}
+    dataset = properties.get("lenet.dataset") or recipe.get("dataset") or "mnist"
+    dataset = dataset if dataset in DATASET_NAMES else "idx"
+    classes = _parsed(properties.get("lenet.classes"), json.loads)
+    if not (isinstance(classes, list) and len(classes) == num_classes and all(isinstance(c, str) for c in classes)):
+        classes = default_classes(dataset, num_classes)
+    dataset_sha256 = _parsed(properties.get("lenet.dataset_sha256"), json.loads)
     step = _parsed(properties.get("lenet.step"), int)
     return ModelInfo(model=properties.get("lenet.model"),
                      recipe=recipe.get("name") if isinstance(recipe.get("name"), str) else None,
@@ -291,4 +344,6 @@ def info_from_properties(properties: dict[str, str]) -> ModelInfo:
                      weights_sha256=properties.get("lenet.weights_sha256"),
                      evaluation_weights=properties.get("lenet.evaluation_weights"),
                      trained_on_validation=recipe.get("train_on_validation") is True,
-                     input_format=properties.get("lenet.input_format") or INPUT_FORMAT)
+                     dataset=dataset, classes=tuple(classes),
+                     dataset_sha256=dataset_sha256 if isinstance(dataset_sha256, dict) else {},
+                     input_format=properties.get("lenet.input_format") or input_format(dataset, tuple(classes)))

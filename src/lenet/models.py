@@ -32,7 +32,8 @@ def list_models() -> dict[str, str]:
 
 
 def build_model(name: str, **overrides) -> nn.Module:
-    """Build a registered network, freshly initialized from the global torch RNG."""
+    """Build a registered network, freshly initialized from the global torch RNG. Every network takes
+    num_classes (default 10, the digits) among its OVERRIDES."""
     if name not in _REGISTRY:
         raise LenetError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
     return _REGISTRY[name](**overrides)
@@ -60,15 +61,16 @@ def _initialized(layer: nn.Linear | Conv2d, initializer: str, bias: float) -> nn
 class MLP(nn.Module):
     """Seed 003: 784 -> 500 ReLU -> 10, weights truncated-normal 0.1, biases 0.1."""
 
-    def __init__(self, hidden: int = 500, initializer: str = "truncated_normal", fc_bias: float = 0.1):
+    def __init__(self, hidden: int = 500, initializer: str = "truncated_normal", fc_bias: float = 0.1,
+                 num_classes: int = NUM_CLASSES):
         super().__init__()
         self.fc1 = _initialized(nn.Linear(IMAGE_SIZE * IMAGE_SIZE, hidden), initializer, fc_bias)
-        self.fc2 = _initialized(nn.Linear(hidden, NUM_CLASSES), initializer, fc_bias)
+        self.fc2 = _initialized(nn.Linear(hidden, num_classes), initializer, fc_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(x, 1)   # (B, 784)
         x = F.relu(self.fc1(x))   # (B, 500)
-        return self.fc2(x)        # (B, 10)
+        return self.fc2(x)        # (B, num_classes)
 
 
 class ConvNet(nn.Module):
@@ -80,7 +82,7 @@ class ConvNet(nn.Module):
 
     def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 512, dropout: float = 0.5,
                  kernel_size: int = 5, initializer: str = "truncated_normal",
-                 conv_bias: float = 0.0, fc_bias: float = 0.1):
+                 conv_bias: float = 0.0, fc_bias: float = 0.1, num_classes: int = NUM_CLASSES):
         super().__init__()
         c1, c2 = channels
         self.conv1 = _initialized(Conv2d(1, c1, kernel_size, padding="SAME"), initializer, conv_bias)
@@ -89,7 +91,7 @@ class ConvNet(nn.Module):
         self.pool2 = MaxPool2d(2, 2, padding="SAME")
         self.fc1 = _initialized(nn.Linear(7 * 7 * c2, hidden), initializer, fc_bias)
         self.dropout = nn.Dropout(dropout)
-        self.fc2 = _initialized(nn.Linear(hidden, NUM_CLASSES), initializer, fc_bias)
+        self.fc2 = _initialized(nn.Linear(hidden, num_classes), initializer, fc_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The tutorials pool after the ReLU; max-pooling commutes with ReLU (both are monotone),
@@ -98,7 +100,7 @@ class ConvNet(nn.Module):
         x = F.relu(self.pool2(self.conv2(x)))   # (B, 64, 7, 7)
         x = torch.flatten(x, 1)                 # (B, 3136)
         x = self.dropout(F.relu(self.fc1(x)))   # (B, 512)
-        return self.fc2(x)                      # (B, 10)
+        return self.fc2(x)                      # (B, num_classes)
 
 
 class LeNet5(nn.Module):
@@ -110,7 +112,7 @@ class LeNet5(nn.Module):
     """
 
     def __init__(self, pool: str = "max", initializer: str = "truncated_normal",
-                 conv_bias: float = 0.0, fc_bias: float = 0.1):
+                 conv_bias: float = 0.0, fc_bias: float = 0.1, num_classes: int = NUM_CLASSES):
         super().__init__()
         pool_layer = {"max": MaxPool2d, "avg": AvgPool2d}[pool]
         self.conv1 = _initialized(Conv2d(1, 6, 5, padding="VALID"), initializer, conv_bias)
@@ -119,7 +121,7 @@ class LeNet5(nn.Module):
         self.pool2 = pool_layer(2, 2, padding="VALID")
         self.fc1 = _initialized(nn.Linear(5 * 5 * 16, 120), initializer, fc_bias)
         self.fc2 = _initialized(nn.Linear(120, 84), initializer, fc_bias)
-        self.fc3 = _initialized(nn.Linear(84, NUM_CLASSES), initializer, fc_bias)
+        self.fc3 = _initialized(nn.Linear(84, num_classes), initializer, fc_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (2, 2, 2, 2))              # (B, 1, 32, 32)
@@ -128,7 +130,7 @@ class LeNet5(nn.Module):
         x = torch.flatten(x, 1)                 # (B, 400)
         x = F.relu(self.fc1(x))                 # (B, 120)
         x = F.relu(self.fc2(x))                 # (B, 84)
-        return self.fc3(x)                      # (B, 10)
+        return self.fc3(x)                      # (B, num_classes)
 
 
 class BatchNormCNN(nn.Module):
@@ -141,7 +143,7 @@ class BatchNormCNN(nn.Module):
     `best` (two).
     """
 
-    def __init__(self, width: int = 32, convs_per_block: int = 1):
+    def __init__(self, width: int = 32, convs_per_block: int = 1, num_classes: int = NUM_CLASSES):
         super().__init__()
         # Flat names (conv1, bn1, ..., pool1, ...), as in the other networks' summaries, plots and
         # checkpoints; forward finds the layers by these names.
@@ -155,7 +157,7 @@ class BatchNormCNN(nn.Module):
                 self.add_module(f"bn{n}", nn.BatchNorm2d(out_channels))
                 in_channels = out_channels
             self.add_module(f"pool{block}", MaxPool2d(2, 2, "VALID"))
-        self.fc = nn.Linear(in_channels * 3 * 3, NUM_CLASSES)
+        self.fc = nn.Linear(in_channels * 3 * 3, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, 1, 28, 28) -> (B, w, 14, 14) -> (B, 2w, 7, 7) -> (B, 4w, 3, 3) at the three pools.
@@ -166,7 +168,7 @@ class BatchNormCNN(nn.Module):
                 x = getattr(self, f"pool{n // self.convs_per_block}")(x)
             x = F.relu(x)
         x = torch.flatten(x, 1)                    # (B, 36w)
-        return self.fc(x)                          # (B, 10)
+        return self.fc(x)                          # (B, num_classes)
 
 
 @register("mlp")

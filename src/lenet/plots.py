@@ -20,7 +20,8 @@ from .inference import open_model
 from .layers import AvgPool2d, Conv2d, MaxPool2d
 from .models import eval_mode
 from .preprocess import read_inputs
-from .tensorboard import GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY, labelled_grid, read_training_scalars
+from .tensorboard import (GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY, labelled_grid, mistake_caption,
+                          read_training_scalars)
 
 FEATURE_MAP_LAYERS = (Conv2d, MaxPool2d, AvgPool2d)
 
@@ -69,11 +70,15 @@ def training_curves(scalars: dict[str, list[tuple[int, float]]], path: Path) -> 
     return _save(figure, path)
 
 
-def confusion_plot(confusion: list[list[int]], path: Path, title: str = "confusion matrix") -> Path:
-    """Counts, true class down, predicted class across; the diagonal in its own colour scale."""
+def confusion_plot(confusion: list[list[int]], path: Path, title: str = "confusion matrix",
+                   classes: tuple[str, ...] | None = None) -> Path:
+    """Counts, true class down, predicted class across, each class named by CLASSES (by default its
+    number); the diagonal in its own colour scale."""
     plt = _pyplot()
     counts = np.asarray(confusion)
-    figure, ax = plt.subplots(figsize=(7, 6))
+    classes = classes or tuple(str(c) for c in range(len(counts)))
+    named = max(map(len, classes)) > 1
+    figure, ax = plt.subplots(figsize=(8, 7) if named else (7, 6))
     off_diagonal = counts * (1 - np.eye(len(counts), dtype=counts.dtype))
     ax.imshow(off_diagonal, cmap="Reds")
     darkest = max(int(off_diagonal.max()), 1)
@@ -81,8 +86,8 @@ def confusion_plot(confusion: list[list[int]], path: Path, title: str = "confusi
         colour = "tab:blue" if row == col else ("white" if off_diagonal[row, col] > darkest / 2 else "black")
         ax.text(col, row, str(n), ha="center", va="center", fontsize=8, color=colour,
                 fontweight="bold" if row == col else None)
-    ax.set_xticks(range(len(counts)))
-    ax.set_yticks(range(len(counts)))
+    ax.set_xticks(range(len(counts)), classes, rotation=45 if named else 0, ha="right" if named else "center")
+    ax.set_yticks(range(len(counts)), classes)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     accuracy = np.trace(counts) / max(counts.sum(), 1)
@@ -91,15 +96,16 @@ def confusion_plot(confusion: list[list[int]], path: Path, title: str = "confusi
 
 
 def confident_mistakes(images: torch.Tensor, labels: torch.Tensor, probabilities: torch.Tensor,
-                       path: Path, count: int = 36) -> Path | None:
-    """The COUNT wrong predictions made with the highest probability, captioned 'true>predicted p';
-    None when nothing is wrong."""
+                       path: Path, classes: tuple[str, ...], count: int = 36) -> Path | None:
+    """The COUNT wrong predictions made with the highest probability, captioned 'true>predicted p'
+    with the names in CLASSES; None when nothing is wrong."""
     confidence, predictions = probabilities.max(1)
     wrong = (predictions != labels).nonzero().flatten()
     if not len(wrong):
         return None
     worst = wrong[confidence[wrong].argsort(descending=True)][:count]
-    captions = [f"{labels[i]}>{predictions[i]} {confidence[i]:.2f}" for i in worst.tolist()]
+    captions = [mistake_caption(classes, int(labels[i]), int(predictions[i]), f"{confidence[i]:.2f}")
+                for i in worst.tolist()]
     grid = labelled_grid(images[worst].numpy(), captions)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(path)
@@ -201,14 +207,15 @@ def plot_model_dir(model_dir: str | Path, data, out_dir: str | Path | None = Non
                    device: str = "cpu", progress=None) -> tuple[list[Path], list[str]]:
     """All pictures of a model directory's newest checkpoint: (written PNG paths, notes on what was skipped).
 
-    DATA is the Mnist set (test split for the confusion matrix and mistakes); IMAGE, a picture or
-    .npy/IDX file whose first image's feature maps are drawn.
+    DATA is the model's data set (test split for the confusion matrix and mistakes); IMAGE, a picture
+    or .npy/IDX file whose first image's feature maps are drawn (a picture normalized for the model's set).
     """
     model_dir = Path(model_dir)
     out_dir = Path(out_dir) if out_dir else model_dir / "plots"
     loaded = open_model(model_dir, device)
     model, info = loaded.network("lenet plot"), loaded.info
-    inputs = read_inputs(image)[0][0] if image else None  # fail on a bad image before drawing anything
+    loaded.check_data(data)
+    inputs = read_inputs(image, info.dataset)[0][0] if image else None  # fail on a bad image before drawing anything
     paths, notes = [], []
     try:
         paths.append(training_curves(read_training_scalars(model_dir), out_dir / "training-curves.png"))
@@ -216,9 +223,10 @@ def plot_model_dir(model_dir: str | Path, data, out_dir: str | Path | None = Non
         notes.append(str(error))
     images, labels = data.split("test")
     probabilities = torch.from_numpy(loaded.probabilities(images))
-    confusion = confusion_matrix(labels, probabilities.argmax(1)).tolist()
-    paths.append(confusion_plot(confusion, out_dir / "confusion.png", f"{info.recipe} step {info.step}, test"))
-    mistakes = confident_mistakes(images, labels, probabilities, out_dir / "confident-mistakes.png")
+    confusion = confusion_matrix(labels, probabilities.argmax(1), loaded.num_classes).tolist()
+    paths.append(confusion_plot(confusion, out_dir / "confusion.png", f"{info.recipe} step {info.step}, test",
+                                info.classes))
+    mistakes = confident_mistakes(images, labels, probabilities, out_dir / "confident-mistakes.png", info.classes)
     if mistakes:
         paths.append(mistakes)
     else:

@@ -1,6 +1,8 @@
 """Any image or array -> the normalized 28x28 input the networks were trained on (shared by predict and serve).
 
-A picture is read in two stages. Finding the ink (`find_ink`): the paper's shading is fitted and
+How a picture is normalized depends on the data set the model learnt (`normalize_picture` picks):
+a picture of clothes as Fashion-MNIST's were made (`normalize_item`), anything else as a digit.
+A picture of a digit is read in two stages. Finding the ink (`find_ink`): the paper's shading is fitted and
 taken away, the ink's side (dark or light) and its threshold are chosen from the picture's own
 noise, and the marks are split into connected components, so that specks and ruled lines can be
 dropped and a number split into digits. Then MNIST's own normalization (LeCun et al.): strokes
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .datasets import reads_digits
 from .errors import ImageTooLarge, LenetError
 from .idx import gunzip_if_needed, parse_idx
 from .ink import Ink, Mark, dilate, find_ink, stroke_width
@@ -55,6 +58,10 @@ TOUCHING_ASPECT = 1.0
 TOUCHING_WIDTHS = 1.4
 DIGIT_ASPECT = 0.7           # the typical width when every group is too wide to tell
 CUT_WINDOW = 0.4
+# Fashion-MNIST's making (Xiao et al. 2017, "Fashion-MNIST: a Novel Image Dataset..."): edges within
+# 5% of the maximum intensity of the corner pixels' colour are trimmed, the longest side is resized
+# to 28 px, the shorter one padded to 28 with the item centred, the intensities negated.
+ITEM_TRIM_TOLERANCE = 0.05
 
 
 def decode_image(payload: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -101,6 +108,46 @@ def normalize_digit(gray: np.ndarray, name: str = "image") -> np.ndarray:
     ink = find_ink(gray, name)
     mask = ink.mask(_digit_marks(ink, name))
     return _mnist_field(_digit_ink(ink, mask, stroke_width(mask)), name)
+
+
+def normalize_item(gray: np.ndarray, name: str = "image") -> np.ndarray:
+    """A float (H, W) grey picture of one item (a garment, a shoe, a bag) in [0, 1] -> float32 (28, 28),
+    light item on black, as Fashion-MNIST was made (see ITEM_TRIM_TOLERANCE): no 20-px box and no
+    centre of mass, which are MNIST's."""
+    _check_gray(gray, name)
+    corners = np.array([gray[0, 0], gray[0, -1], gray[-1, 0], gray[-1, -1]])
+    background = float(np.median(corners))
+    item = np.abs(gray - background) > ITEM_TRIM_TOLERANCE
+    rows, cols = np.flatnonzero(item.any(1)), np.flatnonzero(item.any(0))
+    if len(rows) == 0:
+        raise LenetError(f"{name}: no item found (the picture is all its background colour)")
+    crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32)
+    # Negated when the background is light (a product photo on white, as Fashion-MNIST's were), and
+    # the background level taken away: an off-white or grey backdrop still becomes the black the
+    # network saw. A dark background (a transparent picture's opacity, say) is kept as it is.
+    if background >= 0.5:
+        crop, background = 1.0 - crop, 1.0 - background
+    crop = np.clip((crop - background) / max(1.0 - background, 1e-6), 0.0, 1.0)
+    height, width = crop.shape
+    scale = FIELD / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # Lanczos keeps edges crisp, as Fashion-MNIST's subsampling followed by sharpening did.
+    resized = np.clip(np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS)), 0.0, 1.0)
+    # Centred; an odd spare pixel goes above and to the left, where Fashion-MNIST's images have it.
+    return _place(resized, (FIELD - size[1] + 1) // 2, (FIELD - size[0] + 1) // 2)
+
+
+def normalize_picture(gray: np.ndarray, dataset: str, name: str = "image") -> np.ndarray:
+    """A grey picture -> the network input of a model of DATASET: the one place the procedure is chosen.
+    Clothes as Fashion-MNIST; MNIST, and any IDX set, as MNIST's digits (EMNIST and KMNIST, the IDX
+    sets people bring, were made by MNIST's procedure)."""
+    return normalize_item(gray, name) if dataset == "fashion-mnist" else normalize_digit(gray, name)
+
+
+def check_reads_numbers(dataset: str, source: object) -> None:
+    """Refuse to read a number with a model (SOURCE) whose classes are not the digits."""
+    if not reads_digits(dataset):
+        raise LenetError(f"{source}: a model of {dataset}, not of digits; reading numbers needs an MNIST model")
 
 
 def _digit_marks(ink: Ink, name: str) -> list[Mark]:
@@ -317,9 +364,9 @@ def image_to_number_inputs(payload: bytes, name: str, max_pixels: int = MAX_IMAG
     return normalize_number(decode_image(payload, name, max_pixels), name)
 
 
-def image_to_input(payload: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Image file bytes -> float32 (28, 28) network input."""
-    return normalize_digit(decode_image(payload, name, max_pixels), name)
+def image_to_input(payload: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS, dataset: str = "mnist") -> np.ndarray:
+    """Image file bytes -> float32 (28, 28) input of a model of DATASET (see normalize_picture)."""
+    return normalize_picture(decode_image(payload, name, max_pixels), dataset, name)
 
 
 def array_to_inputs(array: np.ndarray, name: str) -> np.ndarray:
@@ -349,10 +396,11 @@ def array_to_inputs(array: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def read_inputs(path: str | Path) -> tuple[np.ndarray, bool]:
+def read_inputs(path: str | Path, dataset: str = "mnist") -> tuple[np.ndarray, bool]:
     """A file -> (float32 (N, 28, 28), whether it held an array of images rather than one picture).
 
-    .npy arrays and IDX files are taken as MNIST-form images; pictures are normalized.
+    .npy arrays and IDX files are taken as images already in the data set's form; pictures are
+    normalized for a model of DATASET.
     """
     path = Path(path)
     try:
@@ -367,5 +415,5 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, bool]:
         return array_to_inputs(array, str(path)), True
     if payload[:2] == b"\x00\x00" or "idx" in path.name.lower():
         return array_to_inputs(parse_idx(gunzip_if_needed(payload, str(path)), str(path)), str(path)), True
-    return image_to_input(payload, str(path))[None], False
+    return image_to_input(payload, str(path), dataset=dataset)[None], False
 

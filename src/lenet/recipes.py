@@ -9,6 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from .datasets import DATASET_NAMES, check_dataset_name
 from .errors import LenetError
 
 # The distortions augment.py implements, by name.
@@ -70,6 +71,8 @@ class Recipe:
     checkpoint_every_steps: int = _help("steps between checkpoints", default=1000)
     keep_checkpoints: int = _help("how many of the newest checkpoints to keep", default=5)
     seed: int = _help("seed of initialization, dropout and batch order", default=0)
+    dataset: str = _help(f"what to train on: {', '.join(DATASET_NAMES)} (idx: the four IDX files of --data-dir); "
+                         f"every recipe runs on each unchanged", default="mnist")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # a recipe.json edited by hand may hold any JSON value
@@ -85,6 +88,7 @@ class Recipe:
         if self.lr_schedule not in LR_SCHEDULES:
             raise LenetError(f"recipe field lr_schedule: {self.lr_schedule!r} is not one of "
                              f"{', '.join(LR_SCHEDULES)}")
+        check_dataset_name(self.dataset, "recipe field dataset")
         if self.augment not in AUGMENTATIONS:
             raise LenetError(f"recipe field augment: {self.augment!r} is not one of {', '.join(AUGMENTATIONS)}")
         for name in ("lr_warmup_fraction", "label_smoothing"):

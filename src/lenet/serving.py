@@ -1,9 +1,11 @@
-"""The HTTP API and the draw-a-digit page: a Starlette app, served by uvicorn (`lenet serve`).
+"""The HTTP API and the page (draw a digit, or for other data sets classify a picture): a Starlette
+app, served by uvicorn (`lenet serve`).
 
 POST /predict         one image: an upload (raw image/* body or multipart field "file") or JSON
                       {"image": 28x28 numbers in [0, 1]}; ?top_k=K, ?include_input=1
 POST /predict/batch   several: multipart files or JSON {"images": [...]}
-POST /read            a picture of a number (raw image/* body or one multipart file): its digits; ?top_k=K, ?include_input=1
+POST /read            a picture of a number (raw image/* body or one multipart file): its digits; ?top_k=K,
+                      ?include_input=1 (models of digits only)
 GET  /health, GET /model, GET / (the drawing page, static files under /static)
 
 Everything from outside is checked before it reaches the network: body size, content type,
@@ -32,10 +34,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .errors import ImageTooLarge, LenetError
-from .idx import NUM_CLASSES
-from .inference import open_model
+from .datasets import reads_digits
+from .inference import check_top_k, open_model
 from .predict import read_number_result, top_k
-from .preprocess import NumberInputs, array_to_inputs, image_to_input, image_to_number_inputs
+from .preprocess import NumberInputs, array_to_inputs, check_reads_numbers, image_to_input, image_to_number_inputs
 
 STATIC_DIR = Path(__file__).parent / "static"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
@@ -80,7 +82,7 @@ class InferenceWorker:
                 await self.task
 
     async def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 10) for float (N, 28, 28) inputs."""
+        """Probabilities (N, classes) for float (N, 28, 28) inputs."""
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((inputs, future))
         return await future
@@ -155,9 +157,9 @@ def _array_input(value, name: str) -> np.ndarray:
         raise BadRequest(400, str(error)) from None
 
 
-def _image_input(payload: bytes, name: str, limits: Limits) -> np.ndarray:
+def _image_input(payload: bytes, name: str, limits: Limits, dataset: str) -> np.ndarray:
     try:
-        return image_to_input(payload, name, limits.max_image_pixels)[None]
+        return image_to_input(payload, name, limits.max_image_pixels, dataset)[None]
     except ImageTooLarge as error:
         raise BadRequest(413, str(error)) from None
     except LenetError as error:
@@ -208,8 +210,9 @@ async def _uploads(body: bytes, headers: Headers, limits: Limits) -> list[tuple[
     return files
 
 
-async def _read_inputs(request: Request, limits: Limits, batch: bool) -> np.ndarray:
-    """The float (N, 28, 28) inputs of a request, whatever form they came in."""
+async def _read_inputs(request: Request, limits: Limits, batch: bool, dataset: str) -> np.ndarray:
+    """The float (N, 28, 28) inputs of a request, whatever form they came in (pictures normalized for
+    a model of DATASET)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await _read_body(request, limits.max_body_bytes)
     if content_type == "application/json":
@@ -225,27 +228,30 @@ async def _read_inputs(request: Request, limits: Limits, batch: bool) -> np.ndar
         files = await _uploads(body, request.headers, limits)
         if not batch and len(files) != 1:
             raise BadRequest(400, f"/predict takes one file, got {len(files)} (use /predict/batch)")
-        return np.concatenate([await run_in_threadpool(_image_input, payload, name, limits)
+        return np.concatenate([await run_in_threadpool(_image_input, payload, name, limits, dataset)
                                for name, payload in files])
     if content_type in IMAGE_TYPES or content_type == "application/octet-stream":
-        return await run_in_threadpool(_image_input, body, "upload", limits)
+        return await run_in_threadpool(_image_input, body, "upload", limits, dataset)
     raise BadRequest(415, f"unsupported content type {content_type or '(none)'!r}: send an image "
                           f"({', '.join(IMAGE_TYPES)}), multipart/form-data or application/json")
 
 
-def _top_k_param(request: Request) -> int:
-    value = request.query_params.get("top_k", "3")
+def _top_k_param(request: Request, num_classes: int) -> int:
+    value = request.query_params.get("top_k")
+    if value is None:
+        return check_top_k(None, num_classes)
     # ASCII digits only: str.isdigit() also passes "²", which int() refuses.
-    if not re.fullmatch(r"[0-9]{1,2}", value) or not 1 <= int(value) <= NUM_CLASSES:
-        raise BadRequest(400, f"top_k must be an integer from 1 to {NUM_CLASSES}, got {value!r}")
+    if not re.fullmatch(r"[0-9]{1,3}", value) or not 1 <= int(value) <= num_classes:
+        raise BadRequest(400, f"top_k must be an integer from 1 to {num_classes}, got {value!r}")
     return int(value)
 
 
-def _prediction(inputs: np.ndarray, probabilities: np.ndarray, k: int, include_input: bool) -> list[dict]:
+def _prediction(inputs: np.ndarray, probabilities: np.ndarray, k: int, include_input: bool,
+                classes: tuple[str, ...]) -> list[dict]:
     results = []
     for image, row, best in zip(inputs, probabilities, top_k(probabilities, k)):
-        result = {"class": best[0][0], "probabilities": [float(p) for p in row],
-                  "top_k": [{"class": c, "probability": p} for c, p in best]}
+        result = {"class": best[0][0], "label": classes[best[0][0]], "probabilities": [float(p) for p in row],
+                  "top_k": [{"class": c, "label": classes[c], "probability": p} for c, p in best]}
         if include_input:
             result["input"] = np.round(image, 4).tolist()
         results.append(result)
@@ -255,28 +261,34 @@ def _prediction(inputs: np.ndarray, probabilities: np.ndarray, k: int, include_i
 def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu") -> Starlette:
     """The app serving a model directory's newest checkpoint, or an exported .onnx file."""
     model = open_model(source, device)
-    info = model.info.to_dict()
+    dataset, classes = model.info.dataset, model.info.classes
+    # The page draws digits for a model of digits, and takes a picture to classify for any other.
+    info = model.info.to_dict() | {"reads_digits": reads_digits(dataset)}
     worker = InferenceWorker(model.probabilities, limits.max_batch)
 
     def handler(batch: bool):
         async def predict(request: Request) -> JSONResponse:
             try:
-                k = _top_k_param(request)
+                k = _top_k_param(request, len(classes))
                 include_input = request.query_params.get("include_input", "0").lower() in ("1", "true", "yes")
-                inputs = await _read_inputs(request, limits, batch)
+                inputs = await _read_inputs(request, limits, batch, dataset)
             except BadRequest as error:
                 return JSONResponse({"error": str(error)}, status_code=error.status)
             try:
                 probabilities = await worker(inputs)
             except LenetError as error:  # damaged weights: the server's fault, said plainly
                 return JSONResponse({"error": str(error)}, status_code=500)
-            results = _prediction(inputs, probabilities, k, include_input)
+            results = _prediction(inputs, probabilities, k, include_input, classes)
             return JSONResponse({"predictions": results} if batch else results[0])
         return predict
 
     async def read(request: Request) -> JSONResponse:
         try:
-            k = _top_k_param(request)
+            try:
+                check_reads_numbers(dataset, "this model")
+            except LenetError as error:
+                raise BadRequest(400, str(error)) from None
+            k = _top_k_param(request, len(classes))
             include_input = request.query_params.get("include_input", "0").lower() in ("1", "true", "yes")
             number = await _read_number_input(request, limits)
         except BadRequest as error:

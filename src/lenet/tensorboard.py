@@ -44,18 +44,27 @@ def train_events_dir(model_dir: str | Path) -> Path:
     return Path(model_dir) / EVENTS_DIR / TRAIN_RUN
 
 
+def mistake_caption(classes: tuple[str, ...], true: int, predicted: int, detail: str = "") -> str:
+    """'3>5 DETAIL' for digits; for longer class names the true one above '>predicted DETAIL'."""
+    separator = "" if max(len(classes[true]), len(classes[predicted])) == 1 else "\n"
+    return f"{classes[true]}{separator}>{classes[predicted]}{' ' + detail if detail else ''}"
+
+
 def labelled_grid(images: np.ndarray, captions: list[str], columns: int = 6) -> np.ndarray:
-    """uint8 (N, 28, 28) digits drawn 2x, white on black, each captioned beneath -> uint8 (H, W) image
-    (the misclassified images of the events, and `lenet plot`'s confident mistakes)."""
+    """uint8 (N, 28, 28) images drawn 2x, white on black, each captioned beneath (a caption may have
+    several lines; a tile widens to its widest line) -> uint8 (H, W) image (the misclassified images
+    of the events, and `lenet plot`'s confident mistakes)."""
     rows = math.ceil(len(images) / columns) if len(images) else 1
-    caption_h = 16
-    sheet = Image.new("L", (columns * TILE, rows * (TILE + caption_h)), 0)
-    draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=12)
+    lines = [line for caption in captions for line in caption.split("\n")]
+    tile_w = max([TILE] + [math.ceil(font.getlength(line)) + 4 for line in lines])
+    caption_h = 14 * max([1] + [caption.count("\n") + 1 for caption in captions]) + 2
+    sheet = Image.new("L", (columns * tile_w, rows * (TILE + caption_h)), 0)
+    draw = ImageDraw.Draw(sheet)
     for i, (image, caption) in enumerate(zip(images, captions)):
-        x, y = (i % columns) * TILE, (i // columns) * (TILE + caption_h)
+        x, y = (i % columns) * tile_w, (i // columns) * (TILE + caption_h)
         sheet.paste(Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((TILE, TILE), Image.NEAREST), (x, y))
-        draw.text((x + 2, y + TILE + 1), caption, fill=255, font=font)
+        draw.multiline_text((x + 2, y + TILE + 1), caption, fill=255, font=font, spacing=2)
     return np.asarray(sheet)
 
 
@@ -93,11 +102,11 @@ class TrainingEvents:
             self.writer.add_scalar(GRADIENT_PREFIX + layer, value, step)
 
     def validation(self, step: int, accuracy: float, misclassified: torch.Tensor,
-                   labels: torch.Tensor, predictions: torch.Tensor) -> None:
+                   labels: torch.Tensor, predictions: torch.Tensor, classes: tuple[str, ...]) -> None:
         """Validation accuracy and a captioned grid of (some of) the images the model got wrong."""
         self.writer.add_scalar(VALIDATION_ACCURACY, accuracy, step)
         if len(misclassified):
-            captions = [f"{t} -> {p}" for t, p in zip(labels.tolist(), predictions.tolist())]
+            captions = [mistake_caption(classes, t, p) for t, p in zip(labels.tolist(), predictions.tolist())]
             grid = labelled_grid(misclassified.cpu().numpy(), captions)
             self.writer.add_image("validation/misclassified (true -> predicted)", grid, step, dataformats="HW")
 

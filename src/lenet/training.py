@@ -17,7 +17,7 @@ from torch import nn
 from .augment import distort
 from .checkpoint import (RECIPE_FILE, check_resumable, claim_model_dir, list_checkpoints, load_weights, rank_seed,
                          read_checkpoint, restore_resume_state, resume_state, rng_states, save_checkpoint)
-from .data import BatchOrder, Mnist, to_float
+from .data import BatchOrder, Dataset, to_float
 from .distributed import DEFAULT_TIMEOUT_S, Distributed, Group, process_group
 from .errors import LenetError
 from .evaluation import evaluate, metrics_from_logits
@@ -246,29 +246,31 @@ class StepStats:
         return time.perf_counter() - self.started - self.aside_seconds
 
 
-def _validate(eval_model: nn.Module, data: Mnist, step: int, events: TrainingEvents | None) -> float:
+def _validate(eval_model: nn.Module, data: Dataset, step: int, events: TrainingEvents | None) -> float:
     """Validation accuracy at STEP; the misclassified images go to the events."""
     logits = batched_logits(eval_model, data.val_images)
     accuracy = metrics_from_logits(logits, data.val_labels)["accuracy"]
     if events:
         predictions = logits.argmax(1)
         wrong = (predictions != data.val_labels).nonzero().flatten()[:MISCLASSIFIED_SHOWN]
-        events.validation(step, accuracy, data.val_images[wrong], data.val_labels[wrong], predictions[wrong])
+        events.validation(step, accuracy, data.val_images[wrong], data.val_labels[wrong], predictions[wrong],
+                          data.classes)
     return accuracy
 
 
 def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
-          optimizer: torch.optim.Optimizer, metrics: dict, data: Mnist, rank_rng_states: list[dict]) -> dict:
+          optimizer: torch.optim.Optimizer, metrics: dict, data: Dataset, rank_rng_states: list[dict]) -> dict:
     """Checkpoint STEP; returns the checkpoint event."""
     state, optimizer_settings = resume_state(model, optimizer, average is not None, rank_rng_states)
     path = save_checkpoint(model_dir, step, (average.model if average else model).state_dict(), state,
-                           recipe=recipe, metrics=metrics, dataset_sha256=data.sha256, optimizer=optimizer_settings,
+                           recipe=recipe, metrics=metrics, dataset_sha256=data.sha256, classes=data.classes,
+                           optimizer=optimizer_settings,
                            evaluation_weights="moving_average" if average else "trained",
                            keep=recipe.keep_checkpoints)
     return {"kind": "checkpoint", "step": step, "path": str(path)}
 
 
-def _resume(model_dir: Path, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
+def _resume(model_dir: Path, recipe: Recipe, data: Dataset, model: nn.Module, average: WeightAverage | None,
             optimizer: torch.optim.Optimizer, rank: int) -> tuple[int, dict]:
     """Restore the newest checkpoint of MODEL_DIR, if any, into the run; returns (its step, its metrics)."""
     if not list_checkpoints(model_dir):
@@ -279,6 +281,9 @@ def _resume(model_dir: Path, recipe: Recipe, model: nn.Module, average: WeightAv
     if changed:  # recipe.json edited by hand since the checkpoint was written
         raise LenetError(f"{model_dir}: {RECIPE_FILE} and checkpoint {checkpoint.step} disagree on "
                          f"{', '.join(changed)}; restore {RECIPE_FILE} or train into a new --model-dir")
+    if checkpoint.dataset_sha256 and checkpoint.dataset_sha256 != data.sha256:  # another --data-dir's files
+        raise LenetError(f"{model_dir}: checkpoint {checkpoint.step} was trained on other {recipe.dataset} files "
+                         f"(their SHA-256 checksums differ); resume with the same --data-dir")
     load_weights(average.model if average else model, eval_weights, str(model_dir))
     restore_resume_state(checkpoint, state, model, optimizer, average is not None, rank)
     return checkpoint.step, dict(checkpoint.metrics)
@@ -291,7 +296,7 @@ def _gather_rng_states(group: Group, device: torch.device) -> list[dict[str, tor
     return [{key: gathered[key][rank] for key in mine} for rank in range(group.world_size)]
 
 
-def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torch.device = "cpu",
+def train(recipe: Recipe, model_dir: str | Path, data: Dataset, device: str | torch.device = "cpu",
           report: Report | None = None, stop_requested: Callable[[], bool] | None = None,
           tensorboard: bool = True, histogram_every_steps: int = 1000,
           execution: Execution = Execution(), distributed: Distributed | None = None,
@@ -322,6 +327,8 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torc
         if device.type == "cuda":
             device = torch.device("cuda", distributed.local_rank)
             torch.cuda.set_device(device)
+    if recipe.dataset != data.name:
+        raise LenetError(f"recipe field dataset is {recipe.dataset}, the data given is {data.name}")
     check_resumable(model_dir, recipe)  # before the directory is made or locked: a refused run writes nothing
     with (process_group(distributed, device, dist_timeout_s) if distributed
           else contextlib.nullcontext(Group(None))) as group, \
@@ -341,14 +348,14 @@ def train(recipe: Recipe, model_dir: str | Path, data: Mnist, device: str | torc
                              f"checkpoint kept: {'step ' + str(saved[-1]) if saved else 'none'}") from None
 
 
-def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: torch.device, report: Report,
+def _train_claimed(recipe: Recipe, model_dir: Path, data: Dataset, device: torch.device, report: Report,
                    stop_requested: Callable[[], bool] | None, tensorboard: bool, histogram_every_steps: int,
                    execution: Execution, group: Group, precision: str) -> dict:
     """train()'s work, once the model directory is claimed."""
     check_resumable(model_dir, recipe)
     torch.manual_seed(recipe.seed)  # the same initial weights on every rank
     layout = execution.memory_format
-    model = build_model(recipe.model)
+    model = build_model(recipe.model, num_classes=len(data.classes))
     if group.world_size > 1 and device.type == "cuda":  # batch statistics over the global batch
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=layout)
@@ -357,7 +364,7 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Mnist, device: torch.d
     eval_model = average.model if average else model
     if group.rank > 0:  # other dropout masks and distortions than rank 0's
         torch.manual_seed(rank_seed(recipe.seed, group.rank))
-    start_step, metrics = _resume(model_dir, recipe, model, average, optimizer, group.rank)
+    start_step, metrics = _resume(model_dir, recipe, data, model, average, optimizer, group.rank)
     if group.is_main:
         write_json(model_dir / RECIPE_FILE, recipe.to_dict())  # only once the checks above have passed
     data = (data.without_validation() if recipe.train_on_validation else data).to(device)

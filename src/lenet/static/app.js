@@ -1,7 +1,9 @@
 // Draw on #pad with a mouse, pen or finger, or drop or choose a picture (a phone offers its camera
 // through the file input). The canvas, or the picture as it is, goes to /predict (one digit) or
 // /read (several digits, "a number"), and the page shows the answer, the probabilities and the
-// 28x28 input the server made of each digit.
+// 28x28 input the server made of each digit. A model of something other than digits (GET /model
+// says reads_digits: false) makes it a page to classify a picture: no drawing, no numbers, the
+// model's class names on the bars.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -13,17 +15,23 @@ const bars = document.getElementById("bars");
 const digitsEl = document.getElementById("digits");
 const fileInput = document.getElementById("file");
 const numberMode = document.getElementById("number-mode");
-let drawing = false, last = null, hasInk = false, showingPicture = false;
+let drawing = false, last = null, hasInk = false, showingPicture = false, drawable = true;
+let classes = [..."0123456789"];
 let inFlight = false, pending = false;
 // State exposed for scripts and tests: the newest result and whether a prediction is still coming.
 window.lenet = { lastInput: null, lastResult: null, lastError: null, requests: 0,
                  busy: () => inFlight || pending };
 
-for (let digit = 0; digit < 10; digit++) {
-  bars.insertAdjacentHTML("beforeend",
-    `<div class="bar" id="bar-${digit}"><span class="digit">${digit}</span>` +
-    `<span class="track"><span class="fill"></span></span><span class="value">0.000</span></div>`);
+function buildBars() {
+  bars.replaceChildren();
+  classes.forEach((name, index) => {
+    bars.insertAdjacentHTML("beforeend",
+      `<div class="bar" id="bar-${index}"><span class="digit"></span>` +
+      `<span class="track"><span class="fill"></span></span><span class="value">0.000</span></div>`);
+    bars.lastChild.querySelector(".digit").textContent = name;  // a name from classes.txt is text, not HTML
+  });
 }
+buildBars();
 
 function clearPad() {
   ink.fillStyle = "#000";
@@ -34,8 +42,8 @@ function clearPad() {
   showingPicture = false;
   predictionEl.textContent = "?";
   predictionEl.dataset.class = "";
-  statusEl.textContent = numberMode.checked ? "write a number" : "draw a digit";
-  showProbabilities(new Array(10).fill(0), -1);
+  statusEl.textContent = !drawable ? "choose a picture" : numberMode.checked ? "write a number" : "draw a digit";
+  showProbabilities(new Array(classes.length).fill(0), -1);
   digitsEl.replaceChildren();
   window.lenet.lastInput = null;
   window.lenet.lastResult = null;
@@ -60,6 +68,7 @@ function stroke(from, to) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
+  if (!drawable) return;
   if (showingPicture) clearPad();  // drawing starts afresh after a picture
   drawing = true;
   pad.setPointerCapture(event.pointerId);
@@ -151,8 +160,8 @@ function showError(message) {
   predictionEl.textContent = "–";
   predictionEl.dataset.class = "";
   // "no ink found" and "no digit(s) found" mean the picture holds nothing to read: say it plainly.
-  statusEl.textContent = /no (ink|digits?) found/.test(message)
-    ? `No digit found in this picture. (${message})` : message;
+  statusEl.textContent = /no (ink|digits?|item) found/.test(message)
+    ? `No ${drawable ? "digit" : "item"} found in this picture. (${message})` : message;
 }
 
 function showProbabilities(probabilities, best) {
@@ -181,7 +190,7 @@ function drawInput(context, input, size) {
 
 function show(result) {
   window.lenet.lastError = null;
-  predictionEl.textContent = String(result["class"]);
+  predictionEl.textContent = result.label ?? String(result["class"]);
   predictionEl.dataset.class = String(result["class"]);
   statusEl.textContent = `${(100 * result.probabilities[result["class"]]).toFixed(1)}% sure`;
   showProbabilities(result.probabilities, result["class"]);
@@ -215,11 +224,30 @@ async function loadModelInfo() {
     const info = await (await fetch("/model")).json();
     const accuracy = info.test_accuracy == null ? "" : `, test accuracy ${(100 * info.test_accuracy).toFixed(2)}%`;
     document.getElementById("model-info").textContent =
-      `${info.model} (recipe ${info.recipe}, step ${info.step}${accuracy})`;
+      `${info.model} (recipe ${info.recipe}, step ${info.step}${accuracy}` +
+      `${info.dataset && info.dataset !== "mnist" ? `, ${info.dataset}` : ""})`;
+    // Rebuilt only when something changes: a digit may already be on its way to /predict.
+    const renamed = Array.isArray(info.classes) && info.classes.join("\n") !== classes.join("\n");
+    if (renamed) classes = info.classes;
+    if (info.reads_digits === false) becomeClassifier();
+    if (renamed || !drawable) { buildBars(); clearPad(); }
   } catch (error) {
     document.getElementById("model-info").textContent = "model information unavailable";
   }
 }
 
+// For a model of pictures other than digits: pick or drop a picture, the pad shows it.
+function becomeClassifier() {
+  drawable = false;
+  document.body.classList.add("pictures");
+  document.title = "lenet: classify a picture";
+  document.querySelector("h1").textContent = "Classify a picture";
+  document.getElementById("clear").hidden = true;
+  numberMode.closest("label").hidden = true;
+  numberMode.checked = false;
+  pad.setAttribute("aria-label", "the chosen picture; drop a picture here");
+  pad.style.cursor = "default";
+}
+
 clearPad();
-loadModelInfo();
+window.lenet.ready = loadModelInfo();
