@@ -71,7 +71,7 @@ def test_two_ranks_give_the_loss_curve_and_weights_of_one_process_with_the_globa
     assert all(abs(a - b) <= 1e-4 * max(1.0, abs(a)) for (_, a), (_, b) in zip(curve_one, curve_two))
     # Rank 0 alone wrote and spoke: one events file, rank 1 silent; the directory is an ordinary one.
     assert len(list((model_dir / "events" / "train").glob("events.out.tfevents.*"))) == 1
-    assert "training mlp-ema (mlp) on 55,000 images" in _rank_output(log_dir, 0)
+    assert "training mlp-ema (mlp) on 55,000 mnist images" in _rank_output(log_dir, 0)
     assert _rank_output(log_dir, 1) == ""
     assert main(["eval", "--model-dir", str(model_dir), "--no-tensorboard", "--json"]) == 0
 
