@@ -46,6 +46,17 @@ def images_per_second(run_batch, batches: list, images: int, finish=lambda: None
     return images / (time.perf_counter() - start)
 
 
+def steady_rate(interval_rates: list[float]) -> float:
+    """The training rate of a run from its log intervals' images/s, the first two left out as warm-up.
+
+    The intervals all hold log_every_steps steps, so their total images over their total seconds
+    is the harmonic mean of their rates; an arithmetic mean lets one fast interval on a noisy
+    machine outweigh slow ones.
+    """
+    steady = interval_rates[2:] or interval_rates
+    return len(steady) / sum(1 / rate for rate in steady)
+
+
 @torch.no_grad()
 def inference_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int, execution: Execution) -> float:
     """Images/s of MODEL over uint8 IMAGES already on its device, logits left on the device."""
@@ -87,16 +98,11 @@ def measure(recipe_name: str, steps: int, device: str, infer_batch: int, executi
         if onnx and device == "cpu":
             onnx_path = str(export_model(model_dir, "onnx", f"{model_dir}/model.onnx"))
             onnx_rate = round(onnx_inference_rate(onnx_path, data.test_images, infer_batch))
-    # The steady intervals (after two of warm-up) all hold log_every_steps steps, so their total
-    # images over their total seconds is the harmonic mean of their rates; an arithmetic mean of
-    # rates lets one fast interval on a noisy machine outweigh slow ones.
-    steady = rates[2:] or rates
-    steady_rate = len(steady) / sum(1 / rate for rate in steady)
     return {"implementation": "lenet", "recipe": recipe_name, "model": recipe.model, "steps": steps,
             "batch_size": recipe.batch_size,
             "device": device, "precision": execution.precision, "channels_last": execution.channels_last,
             "compile": execution.compile,
-            "train_images_per_s": round(steady_rate),
+            "train_images_per_s": round(steady_rate(rates)),
             "train_images_per_s_whole_run": round(steps * recipe.batch_size / result["train_seconds"]),
             "infer_images_per_s": round(inference_rate(model, data.test_images.to(device), infer_batch, execution)),
             "infer_onnx_images_per_s": onnx_rate,
