@@ -216,6 +216,18 @@ def test_a_number_is_split_into_its_digits_left_to_right():
     assert 300 <= x <= 320 and 20 <= y <= 40 and 110 <= width <= 135 and 190 <= height <= 210
 
 
+def test_an_underline_beneath_a_number_is_no_part_of_its_digits():
+    clean = image_to_number_inputs(png_bytes(draw_number()), "number.png")
+    underlined = draw_number()
+    # Under the first two digits, not reaching the picture's edges (so not a line across it).
+    ImageDraw.Draw(underlined).rectangle((60, 250, 400, 256), fill=0)
+    number = image_to_number_inputs(png_bytes(underlined), "underlined.png")
+    assert len(number.groups) == 3
+    digits = [number.inputs[way[0]] for (way,) in number.groups]
+    expected = [clean.inputs[way[0]] for (way,) in clean.groups]
+    assert all(np.abs(d - e).mean() < 0.02 for d, e in zip(digits, expected))
+
+
 def test_touching_digits_are_also_read_cut_apart():
     number = image_to_number_inputs(png_bytes(draw_number(gaps=(-80, 60))), "touching.png")
     ways = number.groups[0]  # the 7 and the 0 touch: one mark, read as one digit and as two

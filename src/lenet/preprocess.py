@@ -268,7 +268,11 @@ def normalize_number(gray: np.ndarray, name: str = "image") -> NumberInputs:
     digit_height = float(np.median([m.height for m in marks if m.height >= tallest / 2]))
     # Specks: under a quarter of a digit's height either way; dropped unless they lie over a digit.
     specks = [m for m in marks if max(m.height, m.width) < SPECK_SHARE * digit_height]
-    marks = [m for m in marks if m not in specks]
+    # A bar wider than a digit is tall is no digit's part (a 5's or a 7's bar is narrower than its
+    # digit): it is an underline or a piece of a ruled line, and joined to a digit it would widen it
+    # into "touching digits".
+    rules = [m for m in marks if m.is_bar and m.width > digit_height]
+    marks = [m for m in marks if m not in specks and m not in rules]
     if len(marks) > MAX_NUMBER_MARKS:
         raise LenetError(f"{name}: {len(marks)} separate marks, more than the {MAX_NUMBER_MARKS} a number "
                          f"may have (is this one line of digits?)")
