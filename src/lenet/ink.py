@@ -104,7 +104,13 @@ def find_ink(gray: np.ndarray, name: str, max_side: int = WORK_SIDE) -> Ink:
     low = max(HYSTERESIS * threshold, NOISE_SIGMAS * smooth_noise) if smoothed else threshold
     faint, count = label_components(smooth > low)
     seeds = np.unique(faint[smooth > threshold])
-    mask = np.isin(faint, seeds[seeds > 0])
+    seeds = seeds[seeds > 0]
+    # The ink is the faint components holding a seed, renumbered 1.. in their (reading) order: the
+    # same labels a second pass of label_components over the ink would give, without that pass.
+    renumber = np.zeros(count + 1, np.int32)
+    renumber[seeds] = np.arange(1, len(seeds) + 1)
+    labels, count = renumber[faint], len(seeds)
+    mask = labels > 0
     no_ink = LenetError(f"{name}: no ink found (the image is blank or has too little contrast)")
     if not mask.any():
         raise no_ink
@@ -115,7 +121,6 @@ def find_ink(gray: np.ndarray, name: str, max_side: int = WORK_SIDE) -> Ink:
     if float(smooth[mask].max()) < MIN_CONTRAST:
         raise no_ink
     ink = np.clip((residual - floor) / (level - floor), 0.0, 1.0).astype(np.float32)
-    labels, count = label_components(mask)
     marks = [m for m in _marks(labels, count, ink) if m.area >= MIN_MARK_PIXELS]
     if not marks:
         raise no_ink
