@@ -9,8 +9,9 @@ POST /read            a picture of a number (raw image/* body or one multipart f
 GET  /health, GET /model, GET / (the drawing page, static files under /static)
 
 Everything from outside is checked before it reaches the network: body size, content type,
-image dimensions, array shape and values. Bad input is a 4xx JSON {"error": ...}. Concurrent
-requests are grouped into one forward pass by a single inference worker.
+image dimensions, array shape and values, query parameters. Bad input is a 4xx JSON {"error": ...}.
+JSON bodies are parsed and pictures decoded in threads, so that one large body never stalls the
+event loop. Concurrent requests are grouped into one forward pass by a single inference worker.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -41,6 +42,9 @@ from .preprocess import NumberInputs, array_to_inputs, check_reads_numbers, imag
 
 STATIC_DIR = Path(__file__).parent / "static"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
+# Only ASCII digits: str.isdigit() also passes "²", which int() refuses, and int() takes "١" (Arabic-Indic).
+ASCII_DIGITS = re.compile(r"[0-9]+")
+FLAGS = {"0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}
 
 
 @dataclass(frozen=True)
@@ -118,16 +122,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed LIMIT bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not ASCII_DIGITS.fullmatch(declared):
             raise BadRequest(400, "invalid Content-Length header")
-        if int(declared) > limit:
-            raise BadRequest(413, f"request body is {int(declared):,} bytes, over the limit of {limit:,}")
+        # More digits than the limit has is over it, and int() refuses over 4,300 digits.
+        if len(declared.lstrip("0")) > len(str(limit)) or int(declared) > limit:
+            raise BadRequest(413, f"request body is {declared[:20]}{'...' if len(declared) > 20 else ''} bytes, "
+                                  f"over the limit of {limit:,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"request body is over the limit of {limit:,} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, f"request body is over the limit of {limit:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client left, or was dropped at the read deadline: nobody reads the answer
+        raise BadRequest(400, "the client closed the connection before the body was complete") from None
     return b"".join(chunks)
 
 
@@ -143,14 +152,55 @@ def _json_images(body: bytes, key: str) -> list:
     return payload[key]
 
 
+def _json_inputs(body: bytes, batch: bool, max_batch: int) -> np.ndarray:
+    """The float (N, 28, 28) inputs of a JSON body (called in a thread: 4 MB of JSON takes tens of ms)."""
+    values = _json_images(body, "images" if batch else "image")
+    if not batch:
+        return _array_input(values, "image")
+    if not isinstance(values, list) or not values:
+        raise BadRequest(400, '"images" must be a non-empty list of 28x28 arrays')
+    if len(values) > max_batch:
+        raise BadRequest(413, f"{len(values)} images, over the batch limit of {max_batch}")
+    return np.concatenate([_array_input(v, f"images[{i}]") for i, v in enumerate(values)])
+
+
+def _json_kind(value) -> str:
+    return {bool: "true/false", str: "a string", dict: "an object", list: "a list", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _is_number(value) -> bool:
+    return type(value) in (int, float)  # not bool, an int subclass
+
+
+def _json_image_problem(value) -> str | None:
+    """What keeps VALUE from being 28 lists of 28 numbers or 784 numbers, or None. Checked before numpy
+    sees it, which would take "0.5" and true for numbers and convert any shape first."""
+    if not isinstance(value, list):
+        return f"got {_json_kind(value)}"
+    if len(value) == 784:
+        bad = next((i for i, x in enumerate(value) if not _is_number(x)), None)
+        return None if bad is None else f"[{bad}] is {_json_kind(value[bad])}"
+    if len(value) != 28:
+        return f"got a list of {len(value)}"
+    for i, row in enumerate(value):
+        if not isinstance(row, list) or len(row) != 28:
+            return f"[{i}] is " + (f"a list of {len(row)}" if isinstance(row, list) else _json_kind(row))
+        bad = next((j for j, x in enumerate(row) if not _is_number(x)), None)
+        if bad is not None:
+            return f"[{i}][{bad}] is {_json_kind(row[bad])}"
+    return None
+
+
 def _array_input(value, name: str) -> np.ndarray:
     """A JSON 28x28 array of numbers in [0, 1] -> float32 (1, 28, 28)."""
+    problem = _json_image_problem(value)
+    if problem:
+        raise BadRequest(400, f"{name}: must be 28 lists of 28 numbers, or 784 numbers ({problem})")
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (ValueError, TypeError, OverflowError):  # OverflowError: an integer beyond float64's range
-        raise BadRequest(400, f"{name}: must be a 28x28 array of numbers") from None
-    if array.shape not in ((28, 28), (784,)):
-        raise BadRequest(400, f"{name}: expected shape (28, 28) or (784,), got {array.shape}")
+    except OverflowError:  # an integer beyond float64's range
+        raise BadRequest(400, f"{name}: a number is beyond float64's range") from None
     try:
         return array_to_inputs(array.reshape(1, 28, 28), name)
     except LenetError as error:
@@ -216,14 +266,7 @@ async def _read_inputs(request: Request, limits: Limits, batch: bool, dataset: s
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await _read_body(request, limits.max_body_bytes)
     if content_type == "application/json":
-        values = _json_images(body, "images" if batch else "image")
-        if batch:
-            if not isinstance(values, list) or not values:
-                raise BadRequest(400, '"images" must be a non-empty list of 28x28 arrays')
-            if len(values) > limits.max_batch:
-                raise BadRequest(413, f"{len(values)} images, over the batch limit of {limits.max_batch}")
-            return np.concatenate([_array_input(v, f"images[{i}]") for i, v in enumerate(values)])
-        return _array_input(values, "image")
+        return await run_in_threadpool(_json_inputs, body, batch, limits.max_batch)
     if content_type == "multipart/form-data":
         files = await _uploads(body, request.headers, limits)
         if not batch and len(files) != 1:
@@ -240,10 +283,39 @@ def _top_k_param(request: Request, num_classes: int) -> int:
     value = request.query_params.get("top_k")
     if value is None:
         return check_top_k(None, num_classes)
-    # ASCII digits only: str.isdigit() also passes "²", which int() refuses.
-    if not re.fullmatch(r"[0-9]{1,3}", value) or not 1 <= int(value) <= num_classes:
-        raise BadRequest(400, f"top_k must be an integer from 1 to {num_classes}, got {value!r}")
+    if not ASCII_DIGITS.fullmatch(value) or len(value) > 3 or not 1 <= int(value) <= num_classes:
+        raise BadRequest(400, f"top_k must be an integer from 1 to {num_classes}, got {value[:20]!r}")
     return int(value)
+
+
+def _include_input_param(request: Request) -> bool:
+    value = request.query_params.get("include_input", "0")
+    if value.lower() not in FLAGS:
+        raise BadRequest(400, f"include_input must be one of {', '.join(FLAGS)}, got {value[:20]!r}")
+    return FLAGS[value.lower()]
+
+
+def _json_answer(content, status_code: int = 200) -> JSONResponse:
+    """CONTENT as JSON. NaN and infinity are not JSON (Starlette's encoder refuses them): from a damaged
+    model they become a 500 that says so, not a traceback."""
+    try:
+        return JSONResponse(content, status_code=status_code)
+    except ValueError:
+        return JSONResponse({"error": "the answer holds NaN or infinite numbers: the model's weights or "
+                                      "metadata are damaged"}, status_code=500)
+
+
+def _answering(endpoint: Callable) -> Callable:
+    """ENDPOINT (a request -> the answer's JSON content) with its refusals as 4xx JSON answers, and the
+    model's own failures (LenetError: damaged weights, say) as a 500 that names them."""
+    async def answer(request: Request) -> JSONResponse:
+        try:
+            return _json_answer(await endpoint(request))
+        except BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status)
+        except LenetError as error:  # the inputs' LenetErrors are BadRequests by now: this is the server's
+            return JSONResponse({"error": str(error)}, status_code=500)
+    return answer
 
 
 def _prediction(inputs: np.ndarray, probabilities: np.ndarray, k: int, include_input: bool,
@@ -267,53 +339,39 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
     worker = InferenceWorker(model.probabilities, limits.max_batch)
 
     def handler(batch: bool):
-        async def predict(request: Request) -> JSONResponse:
-            try:
-                k = _top_k_param(request, len(classes))
-                include_input = request.query_params.get("include_input", "0").lower() in ("1", "true", "yes")
-                inputs = await _read_inputs(request, limits, batch, dataset)
-            except BadRequest as error:
-                return JSONResponse({"error": str(error)}, status_code=error.status)
-            try:
-                probabilities = await worker(inputs)
-            except LenetError as error:  # damaged weights: the server's fault, said plainly
-                return JSONResponse({"error": str(error)}, status_code=500)
-            results = _prediction(inputs, probabilities, k, include_input, classes)
-            return JSONResponse({"predictions": results} if batch else results[0])
+        async def predict(request: Request) -> dict:
+            k = _top_k_param(request, len(classes))
+            include_input = _include_input_param(request)
+            inputs = await _read_inputs(request, limits, batch, dataset)
+            results = _prediction(inputs, await worker(inputs), k, include_input, classes)
+            return {"predictions": results} if batch else results[0]
         return predict
 
-    async def read(request: Request) -> JSONResponse:
+    async def read(request: Request) -> dict:
         try:
-            try:
-                check_reads_numbers(dataset, "this model")
-            except LenetError as error:
-                raise BadRequest(400, str(error)) from None
-            k = _top_k_param(request, len(classes))
-            include_input = request.query_params.get("include_input", "0").lower() in ("1", "true", "yes")
-            number = await _read_number_input(request, limits)
-        except BadRequest as error:
-            return JSONResponse({"error": str(error)}, status_code=error.status)
-        try:
-            # A number may have more inputs than one pass takes (up to 32 digits, each read several
-            # ways when touching): they go to the worker max_batch at a time.
-            chunks = [await worker(number.inputs[i:i + limits.max_batch])
-                      for i in range(0, len(number.inputs), limits.max_batch)]
-            probabilities = np.concatenate(chunks)
+            check_reads_numbers(dataset, "this model")
         except LenetError as error:
-            return JSONResponse({"error": str(error)}, status_code=500)
-        result = read_number_result(number, probabilities, k)
+            raise BadRequest(400, str(error)) from None
+        k = _top_k_param(request, len(classes))
+        include_input = _include_input_param(request)
+        number = await _read_number_input(request, limits)
+        # A number may have more inputs than one pass takes (up to 32 digits, each read several
+        # ways when touching): they go to the worker max_batch at a time.
+        chunks = [await worker(number.inputs[i:i + limits.max_batch])
+                  for i in range(0, len(number.inputs), limits.max_batch)]
+        result = read_number_result(number, np.concatenate(chunks), k)
         for digit in result["digits"]:
             digit["top_k"] = [{"class": c, "probability": p} for c, p in digit["top_k"]]
             image = digit.pop("input")
             if include_input:
                 digit["input"] = np.round(image, 4).tolist()
-        return JSONResponse(result)
+        return result
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+    async def health(request: Request) -> dict:
+        return {"status": "ok"}
 
-    async def model(request: Request) -> JSONResponse:
-        return JSONResponse(info)
+    async def model(request: Request) -> dict:
+        return info
 
     async def page(request: Request) -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -322,18 +380,22 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
         return JSONResponse({"error": f"no route {request.method} {request.url.path}"},
                             status_code=getattr(exc, "status_code", 404))
 
+    async def server_error(request: Request, exc) -> JSONResponse:  # a bug: Starlette still logs the traceback
+        return JSONResponse({"error": "internal server error"}, status_code=500)
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await worker.start()
         yield
         await worker.stop()
 
-    routes = [Route("/", page), Route("/health", health), Route("/model", model),
-              Route("/predict", handler(batch=False), methods=["POST"]),
-              Route("/predict/batch", handler(batch=True), methods=["POST"]),
-              Route("/read", read, methods=["POST"]),
+    routes = [Route("/", page), Route("/health", _answering(health)), Route("/model", _answering(model)),
+              Route("/predict", _answering(handler(batch=False)), methods=["POST"]),
+              Route("/predict/batch", _answering(handler(batch=True)), methods=["POST"]),
+              Route("/read", _answering(read), methods=["POST"]),
               Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={404: not_found, 405: not_found, Exception: server_error})
 
 
 def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
