@@ -325,6 +325,7 @@ async def _fuzz(app, cases: int, seed: int, num_classes: int) -> dict:
 
 def fuzz_requests(cases: int, seed: int, model_dir: str | Path | None = None) -> dict:
     """Counts of cases, tracebacks, server_errors_5xx, hangs and wrong_answers over CASES seeded requests."""
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)  # it warns of each broken body it reads
     with tempfile.TemporaryDirectory() as scratch:
         app = create_app(model_dir or tiny_model(Path(scratch) / "model"), LIMITS)
 
@@ -344,7 +345,6 @@ def main() -> None:
     parser.add_argument("--model-dir", default=None)
     args = parser.parse_args()
     from machine import cpu_kind
-    logging.getLogger("python_multipart").setLevel(logging.ERROR)  # it warns of each broken body it reads
     print(json.dumps(fuzz_requests(args.cases, args.seed, args.model_dir) | {"seed": args.seed, **cpu_kind()}))
 
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
+import h11
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +35,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .errors import ImageTooLarge, LenetError
 from .datasets import reads_digits
@@ -44,21 +47,35 @@ STATIC_DIR = Path(__file__).parent / "static"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
 # Only ASCII digits: str.isdigit() also passes "²", which int() refuses, and int() takes "١" (Arabic-Indic).
 ASCII_DIGITS = re.compile(r"[0-9]+")
+# Bytes of JSON one 28x28 image can need: 784 numbers of at most 24 characters (the longest repr of a
+# float64) with separators, even pretty-printed. A larger JSON body is refused before it is parsed:
+# json.loads holds the GIL throughout, so 4 MB of JSON would stall every other request for its duration.
+JSON_BYTES_PER_IMAGE = 32 * 1024
 FLAGS = {"0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may carry; each at least 1."""
+    """What one request may carry, and what all of them together may hold; each at least 1."""
     max_body_bytes: int = 4 * 1024 * 1024
     max_image_pixels: int = 16_000_000
     max_batch: int = 64
+    # A request's headers and body must all arrive within this of the server starting to wait for it.
+    request_timeout_s: float = 10.0
+    # Connections past this are answered 503 and closed at once. With the deadline, the bodies stalled
+    # clients can make the server hold are at most max_connections x max_body_bytes (256 MiB at the
+    # defaults), each for at most request_timeout_s.
+    max_connections: int = 64
 
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LenetError(f"--{f.name.replace('_', '-')} must be at least 1, got {value!r}")
+            option = f"--{f.name.replace('_', '-')}"
+            if f.name.endswith("_s"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+                    raise LenetError(f"{option} must be a number of seconds above 0 and at most 3600, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LenetError(f"{option} must be at least 1, got {value!r}")
 
 
 class BadRequest(Exception):
@@ -264,9 +281,11 @@ async def _read_inputs(request: Request, limits: Limits, batch: bool, dataset: s
     """The float (N, 28, 28) inputs of a request, whatever form they came in (pictures normalized for
     a model of DATASET)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _read_body(request, limits.max_body_bytes)
     if content_type == "application/json":
+        images = limits.max_batch if batch else 1
+        body = await _read_body(request, min(limits.max_body_bytes, images * JSON_BYTES_PER_IMAGE))
         return await run_in_threadpool(_json_inputs, body, batch, limits.max_batch)
+    body = await _read_body(request, limits.max_body_bytes)
     if content_type == "multipart/form-data":
         files = await _uploads(body, request.headers, limits)
         if not batch and len(files) != 1:
@@ -398,6 +417,58 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
                      exception_handlers={404: not_found, 405: not_found, Exception: server_error})
 
 
+class BoundedProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with the two limits uvicorn lacks: a deadline for reading each request
+    (uvicorn has none, so a client stalled in its headers or body holds the connection for ever) and a
+    bound on open connections (uvicorn's limit_concurrency answers 503 only once a request's headers are
+    in, so it never counts the stalled)."""
+
+    def __init__(self, *args, limits: Limits, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self.read_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            message = json.dumps({"error": f"over {self.limits.max_connections} open connections: try again"})
+            transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                            b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(message), message.encode()))
+            transport.close()
+            return
+        self._watch_reading()
+
+    def connection_lost(self, exc) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        self._watch_reading()
+
+    def _reading(self) -> bool:
+        """Whether a request is awaited or half in (h11's IDLE and SEND_BODY: the client's turn)."""
+        return self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing()
+
+    def _watch_reading(self) -> None:
+        """The deadline runs from when the server starts waiting for a request until it is all in. h11's
+        state is checked after every batch of bytes read, so a new request (or a pipelined one) starts it."""
+        if not self._reading():
+            self._stop_deadline()
+        elif self.read_deadline is None:
+            self.read_deadline = self.loop.call_later(self.limits.request_timeout_s, self._drop)
+
+    def _stop_deadline(self) -> None:
+        if self.read_deadline is not None:
+            self.read_deadline.cancel()
+            self.read_deadline = None
+
+    def _drop(self) -> None:
+        self.read_deadline = None
+        if self._reading():  # the app waiting for the body sees a disconnect and answers no one
+            self.transport.close()
+
+
 def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
           device: str = "cpu") -> None:
     """Run the app on uvicorn until interrupted."""
@@ -405,4 +476,6 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, limits:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise LenetError(f"--port must be between 0 and 65535, got {port}")
     app = create_app(source, limits, device)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5)
+    # Keep-alive connections idle for 5 s are closed; a header over h11's 16 KiB default is refused.
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5,
+                http=functools.partial(BoundedProtocol, limits=limits))
