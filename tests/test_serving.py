@@ -552,3 +552,12 @@ def test_fuzzed_requests_get_no_5xx_no_traceback_no_hang_and_no_wrong_answer(syn
     assert {key: result[key] for key in ("tracebacks", "server_errors_5xx", "hangs", "wrong_answers")} == \
         {"tracebacks": 0, "server_errors_5xx": 0, "hangs": 0, "wrong_answers": 0}, result["failures"]
     assert {"200", "400", "413"} <= set(result["statuses"])  # good and bad requests were both exercised
+
+
+@pytest.mark.parametrize("fields", [{"request_timeout_s": 0}, {"request_timeout_s": float("nan")},
+                                    {"request_timeout_s": float("inf")}, {"request_timeout_s": "10"},
+                                    {"max_connections": 0}, {"max_connections": True}])
+def test_server_limits_refuse_what_is_no_positive_bounded_number(fields):
+    from lenet.errors import LenetError
+    with pytest.raises(LenetError, match="--request-timeout-s|--max-connections"):
+        Limits(**fields)
