@@ -135,7 +135,9 @@ def _json_value(rng: random.Random, depth: int = 0):
         return repr(rng.choice([rng.random(), 0.0, 1.0, 0, 1, rng.uniform(-2, 3)]))
     if kind <= 10:
         length = rng.choice([0, 1, 27, 28, 28, 28, 29, 784, 3])
-        return "[" + ",".join(_json_value(rng, depth + 1) for _ in range(length if depth < 2 else min(length, 28))) + "]"
+        # Long lists only near the top: deeper ones would make bodies of megabytes, refused unread.
+        length = length if depth == 0 else min(length, 29 if depth == 1 else 3)
+        return "[" + ",".join(_json_value(rng, depth + 1) for _ in range(length)) + "]"
     return "{" + f'"{rng.choice(["image", "images", "x"])}": ' + _json_value(rng, depth + 1) + "}"
 
 

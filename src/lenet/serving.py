@@ -10,8 +10,10 @@ GET  /health, GET /model, GET / (the drawing page, static files under /static)
 
 Everything from outside is checked before it reaches the network: body size, content type,
 image dimensions, array shape and values, query parameters. Bad input is a 4xx JSON {"error": ...}.
-JSON bodies are parsed and pictures decoded in threads, so that one large body never stalls the
-event loop. Concurrent requests are grouped into one forward pass by a single inference worker.
+No one large body stalls the event loop: JSON bodies are bounded by the images they may carry and
+parsed in a thread, pictures decoded in threads, multipart bodies parsed in pieces. Each request has a
+read deadline and the server a bound on open connections (BoundedProtocol). Concurrent requests are
+grouped into one forward pass by a single inference worker.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ FLAGS = {"0": False, "false": False, "no": False, "1": True, "true": True, "yes"
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may carry, and what all of them together may hold; each at least 1."""
+    """What one request may carry and how long it may take to arrive, and how many connections may be open."""
     max_body_bytes: int = 4 * 1024 * 1024
     max_image_pixels: int = 16_000_000
     max_batch: int = 64
@@ -171,7 +173,7 @@ def _json_images(body: bytes, key: str) -> list:
 
 
 def _json_inputs(body: bytes, batch: bool, max_batch: int) -> np.ndarray:
-    """The float (N, 28, 28) inputs of a JSON body (called in a thread: 4 MB of JSON takes tens of ms)."""
+    """The float (N, 28, 28) inputs of a JSON body (called in a thread: a full batch's 2 MB takes tens of ms)."""
     values = _json_images(body, "images" if batch else "image")
     if not batch:
         return _array_input(values, "image")
