@@ -1,4 +1,5 @@
-"""Tests against a real `lenet serve` process on 127.0.0.1, and the drawing page in headless Chromium."""
+"""Tests against a real `lenet serve` process on 127.0.0.1, the drawing page in headless Chromium, and the
+app called in-process (the hardening cases and the fuzzing, fast enough for many requests)."""
 
 import asyncio
 import io
@@ -20,7 +21,10 @@ from PIL import Image, ImageDraw
 
 from lenet.inference import open_model
 from lenet.preprocess import image_to_input
-from lenet.serving import InferenceWorker
+from lenet.serving import InferenceWorker, Limits, create_app
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"))
+from fuzz_requests import asgi_request, fuzz_requests  # noqa: E402
 
 MAX_BODY = 300_000
 MAX_PIXELS = 1_000_000
@@ -146,9 +150,11 @@ def _bad_inputs():
         ("image dimensions over the limit", "/predict", big, "image/png", 413),
         ("malformed JSON", "/predict", b'{"image": [1, 2', "application/json", 400),
         ("JSON without image", "/predict", b'{"picture": []}', "application/json", 400),
-        ("JSON nested too deeply to parse", "/predict", b'{"image": ' + b"[" * 100_000, "application/json", 400),
-        ("integer beyond float64's range", "/predict", encoded({"image": [[10 ** 310] * 28] * 28}),
+        ("JSON nested too deeply to parse", "/predict", b'{"image": ' + b"[" * 20_000, "application/json", 400),
+        ("integer beyond float64's range", "/predict", encoded({"image": [[0] * 27 + [10 ** 310]] * 28}),
          "application/json", 400),
+        ("JSON larger than any image", "/predict", encoded({"image": [[0.5] * 28] * 28, "x": "y" * 40_000}),
+         "application/json", 413),
         ("integer of over 4,300 digits", "/predict", b'{"image": ' + b"1" * 5000 + b"}", "application/json", 400),
         ("array of more than 32 dimensions", "/predict", encoded({"image": deeply_nested}), "application/json", 400),
         ("wrong array shape", "/predict", encoded({"image": [[0.5] * 27] * 28}), "application/json", 400),
@@ -465,3 +471,93 @@ def test_the_page_of_a_model_of_clothes_classifies_a_chosen_picture(fashion_serv
     status, api = request(fashion_server, "/predict", (tmp_path / "item.png").read_bytes(), "image/png")
     assert heading == "Classify a picture" and number_mode_hidden and bar_names[9] == "Ankle boot"
     assert status == 200 and shown == api["label"]
+
+
+def _ask(app, path, body=b"", content_type="image/png", query=b"", headers=(), method="POST", leaves=False):
+    """(status, JSON answer) of one request to APP in-process, its lifespan (the inference worker) around it."""
+    async def run():
+        async with app.router.lifespan_context(app):
+            all_headers = [(b"content-type", content_type.encode())] if content_type else []
+            return await asgi_request(app, method, path, query, all_headers + list(headers), [body], leaves)
+    status, _, answer = asyncio.run(run())
+    return status, json.loads(answer)
+
+
+@pytest.fixture(scope="module")
+def app(synthetic_model_dir):
+    return create_app(synthetic_model_dir, Limits(max_body_bytes=MAX_BODY, max_image_pixels=MAX_PIXELS,
+                                                  max_batch=MAX_BATCH))
+
+
+@pytest.mark.parametrize("query", [b"top_k=%C2%B2", b"top_k=%D9%A1", b"top_k=%EF%BC%93", b"top_k=" + b"1" * 5000,
+                                   b"include_input=maybe", b"include_input=", b"include_input=%C2%B9"])
+def test_query_parameters_are_ascii_digits_or_known_flags_else_400(app, query):
+    seven = open("examples/seven.png", "rb").read()
+    status, answer = _ask(app, "/predict", seven, query=query)
+    assert status == 400 and ("top_k" in answer["error"] or "include_input" in answer["error"])
+    assert _ask(app, "/predict", seven, query=b"top_k=2&include_input=yes")[0] == 200
+
+
+@pytest.mark.parametrize("declared, expected_status", [(b"\xb2", 400), ("\u0661".encode(), 400), (b"-1", 400),
+                                                       (b"1" * 5000, 413), (b"9" * 30, 413)])
+def test_a_content_length_of_no_ascii_number_is_400_and_a_huge_one_413(app, declared, expected_status):
+    # Latin-1 b"\xb2" is "²": str.isdigit() passes it and int() raises, which was a 500; so was int()
+    # of 5,000 digits.
+    status, answer = _ask(app, "/predict", b"x", headers=[(b"content-length", declared)])
+    assert status == expected_status and "\n" not in answer["error"]
+
+
+@pytest.mark.parametrize("cell", ["0.5", True, False, None, [0.5]], ids=repr)
+def test_json_images_of_anything_but_numbers_get_a_400(app, cell):
+    image = [[0.5] * 28 for _ in range(28)]
+    image[3][4] = cell  # numpy would read "0.5" and true as numbers
+    status, answer = _ask(app, "/predict", json.dumps({"image": image}).encode(), "application/json")
+    assert status == 400 and "[3][4]" in answer["error"]
+    status, answer = _ask(app, "/predict/batch", json.dumps({"images": [image]}).encode(), "application/json")
+    assert status == 400 and answer["error"].startswith("images[0]")
+    flat = [cell] + [0.5] * 783
+    assert _ask(app, "/predict", json.dumps({"image": flat}).encode(), "application/json")[0] == 400
+
+
+def test_a_nan_in_an_answer_is_a_json_500_that_says_so(synthetic_model_dir, monkeypatch):
+    # The loader refuses NaN metadata; this is the encoder's own guard, should any NaN get past it.
+    import dataclasses
+    import lenet.serving
+
+    def damaged(source, device):
+        model = open_model(source, device)
+        model.info = dataclasses.replace(model.info, test_accuracy=float("nan"))
+        return model
+    monkeypatch.setattr(lenet.serving, "open_model", damaged)
+    status, answer = _ask(create_app(synthetic_model_dir), "/model", method="GET", content_type=None)
+    assert status == 500 and "NaN" in answer["error"]
+
+
+@pytest.mark.parametrize("side", [1001, 14_000])  # 14,000^2 is past Pillow's own bomb guard (2 x 89 M pixels)
+@pytest.mark.parametrize("path", ["/predict", "/read", "/predict/batch"])
+def test_pictures_over_the_pixel_limit_get_a_413(app, path, side):
+    buffer = io.BytesIO()
+    Image.new("1", (side, side), 1).save(buffer, format="PNG")
+    status, answer = _ask(app, path, buffer.getvalue())
+    assert status == 413 and "over the limit" in answer["error"]
+
+
+def test_a_client_leaving_mid_body_is_answered_not_a_traceback(app):
+    status, answer = _ask(app, "/predict", b"\x89PNG", leaves=True)
+    assert status == 400 and "closed the connection" in answer["error"]
+
+
+def test_fuzzed_requests_get_no_5xx_no_traceback_no_hang_and_no_wrong_answer(synthetic_model_dir):
+    result = fuzz_requests(cases=400, seed=1, model_dir=synthetic_model_dir)
+    assert {key: result[key] for key in ("tracebacks", "server_errors_5xx", "hangs", "wrong_answers")} == \
+        {"tracebacks": 0, "server_errors_5xx": 0, "hangs": 0, "wrong_answers": 0}, result["failures"]
+    assert {"200", "400", "413"} <= set(result["statuses"])  # good and bad requests were both exercised
+
+
+@pytest.mark.parametrize("fields", [{"request_timeout_s": 0}, {"request_timeout_s": float("nan")},
+                                    {"request_timeout_s": float("inf")}, {"request_timeout_s": "10"},
+                                    {"max_connections": 0}, {"max_connections": True}])
+def test_server_limits_refuse_what_is_no_positive_bounded_number(fields):
+    from lenet.errors import LenetError
+    with pytest.raises(LenetError, match="--request-timeout-s|--max-connections"):
+        Limits(**fields)

@@ -364,7 +364,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import Limits, serve
-    limits = Limits(args.max_body_bytes, args.max_image_pixels, args.max_batch)
+    limits = Limits(args.max_body_bytes, args.max_image_pixels, args.max_batch,
+                    request_timeout_s=args.request_timeout_s, max_connections=args.max_connections)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"lenet: warning: serving on {args.host}, reachable from other machines", file=sys.stderr)
     serve(args.model_dir, args.host, args.port, limits, args.device)
@@ -536,6 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest image (width x height) accepted (default 16,000,000)")
     p.add_argument("--max-batch", type=int, default=64, metavar="N",
                    help="most images per request and per forward pass (default 64)")
+    p.add_argument("--request-timeout-s", type=float, default=10.0, metavar="S",
+                   help="a request's headers and body must arrive within S seconds, else it is dropped (default 10)")
+    p.add_argument("--max-connections", type=int, default=64, metavar="N",
+                   help="open connections past N are answered 503 (default 64)")
     _device_option(p)
     p.set_defaults(run=cmd_serve)
 

@@ -1,0 +1,215 @@
+"""`lenet serve` under load and under hostile clients on loopback; prints one JSON object.
+
+Measures: N concurrent clients posting pictures (errors, requests/s, p50/p99); /health's latency while
+the server is idle, while stalled clients (in their headers or their bodies) hold connections, and
+while 4 clients post 3.9 MB JSON bodies; how long the stalled are held before being dropped; and the
+server's memory while 100 clients stall 4 MiB uploads.
+
+Usage: python benchmarks/serve_load.py --model-dir DIR [--clients 50] [--requests 400] [--request-timeout-s 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seven.png"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(model_dir: str | Path, *options: str):
+    """(URL, process) of a `lenet serve` for MODEL_DIR with OPTIONS, until the block ends."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "lenet.cli", "serve", "--model-dir", str(model_dir),
+                                "--port", str(port), *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2).read()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start: {process.stdout.read().decode()[-2000:]}")
+                time.sleep(0.2)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def post(url: str, path: str, body: bytes, content_type: str, timeout_s: float = 30) -> int:
+    request = urllib.request.Request(url + path, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def concurrent_clients(url: str, clients: int, requests: int, body: bytes, content_type: str) -> dict:
+    """REQUESTS posts of BODY to /predict from CLIENTS threads: errors (anything but a 200), requests/s, latency."""
+    def one(_):
+        start = time.perf_counter()
+        try:
+            status = post(url, "/predict", body, content_type)
+        except OSError:
+            status = None
+        return status, time.perf_counter() - start
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, range(requests)))
+    wall_s = time.perf_counter() - start
+    latencies_ms = [1000 * s for _, s in results]
+    return {"clients": clients, "requests": requests, "errors": sum(status != 200 for status, _ in results),
+            "requests_per_s": round(requests / wall_s, 1), "p50_ms": round(float(np.percentile(latencies_ms, 50)), 1),
+            "p99_ms": round(float(np.percentile(latencies_ms, 99)), 1)}
+
+
+class HealthPoller:
+    """Asks GET /health every interval_s in a thread while the block runs; latencies_ms and failures after."""
+
+    def __init__(self, url: str, interval_s: float = 0.02):
+        self.url, self.interval_s = url, interval_s
+        self.latencies_ms: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=5).read()
+                self.latencies_ms.append(1000 * (time.perf_counter() - start))
+            except OSError:
+                self.failures += 1
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "HealthPoller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def figures(self) -> dict:
+        values = self.latencies_ms or [float("inf")]
+        return {"health_requests": len(self.latencies_ms), "health_failures": self.failures,
+                "health_p50_ms": round(float(np.percentile(values, 50)), 1),
+                "health_p99_ms": round(float(np.percentile(values, 99)), 1)}
+
+
+def stalled_connection(url: str, where: str, body_bytes: int = 100_000) -> socket.socket:
+    """A connection that stops sending: after nothing ("nothing"), half its headers ("headers"), or its
+    headers and all of a BODY_BYTES body but its last byte ("body")."""
+    host, port = url.rsplit("/", 1)[1].split(":")
+    connection = socket.create_connection((host, int(port)))
+    try:
+        if where == "headers":
+            connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n")
+        elif where == "body":
+            connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                               b"Content-Length: %d\r\n\r\n" % body_bytes + b"\0" * (body_bytes - 1))
+    except OSError:  # refused mid-send (over --max-connections): seconds_until_dropped sees it closed
+        pass
+    return connection
+
+
+def seconds_until_dropped(connections: list[socket.socket], give_up_s: float) -> list[float | None]:
+    """For each connection, the seconds (from now) until the server closed it, or None if it did not in GIVE_UP_S."""
+    start = time.monotonic()
+    dropped: list[float | None] = [None] * len(connections)
+
+    def watch(i: int) -> None:
+        connection = connections[i]
+        connection.settimeout(give_up_s)
+        try:
+            while connection.recv(65536):  # what the server answers (if anything) before closing
+                pass
+            dropped[i] = time.monotonic() - start
+        except ConnectionResetError:
+            dropped[i] = time.monotonic() - start
+        except OSError:  # timed out: still open
+            pass
+        finally:
+            connection.close()
+    threads = [threading.Thread(target=watch, args=(i,)) for i in range(len(connections))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return dropped
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", "--model", dest="model_dir", required=True)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--request-timeout-s", type=float, default=2.0)
+    parser.add_argument("--stalled", type=int, default=300)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import cpu_kind
+
+    result: dict = {"request_timeout_s": args.request_timeout_s, **cpu_kind()}
+    with running_server(args.model_dir, "--request-timeout-s", str(args.request_timeout_s)) as (url, process):
+        with HealthPoller(url) as idle:
+            time.sleep(2)
+        result["idle"] = idle.figures()
+        with HealthPoller(url) as loaded:
+            result["load"] = concurrent_clients(url, args.clients, args.requests, SAMPLE.read_bytes(), "image/png")
+        result["load"] |= loaded.figures()
+        with HealthPoller(url) as stalled_poller:
+            stalled = [stalled_connection(url, ("nothing", "headers", "body")[i % 3]) for i in range(args.stalled)]
+            dropped = seconds_until_dropped(stalled, give_up_s=args.request_timeout_s + 30)
+        held = [d for d in dropped if d is not None]
+        result["stalled"] = {"connections": args.stalled, "still_open": dropped.count(None),
+                             "held_max_s": round(max(held), 2) if held else None, **stalled_poller.figures()}
+        big_json = json.dumps({"image": [[0.123456789] * 28] * 10_700}).encode()  # 3.9 MB, under the 4 MiB limit
+        with HealthPoller(url) as json_poller:
+            json_load = concurrent_clients(url, 4, 40, big_json, "application/json")
+        result["json_3_9_mb"] = {"body_bytes": len(big_json), "requests": json_load["requests"],
+                                 "p50_ms": json_load["p50_ms"], **json_poller.figures()}
+        before = _rss_mb(process.pid)
+        uploads = [stalled_connection(url, "body", 4 * 1024 * 1024) for _ in range(100)]
+        time.sleep(min(1.0, args.request_timeout_s / 2))
+        peak = _rss_mb(process.pid)
+        seconds_until_dropped(uploads, give_up_s=args.request_timeout_s + 30)
+        time.sleep(1)
+        result["stalled_4_mib_uploads"] = {"uploads": 100, "rss_before_mb": round(before), "rss_held_mb": round(peak),
+                                           "rss_after_mb": round(_rss_mb(process.pid))}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
