@@ -53,6 +53,8 @@ ASCII_DIGITS = re.compile(r"[0-9]+")
 # float64) with separators, even pretty-printed. A larger JSON body is refused before it is parsed:
 # json.loads holds the GIL throughout, so 4 MB of JSON would stall every other request for its duration.
 JSON_BYTES_PER_IMAGE = 32 * 1024
+# How far past its limit a body is still read (and dropped) so that its client gets the 413 (_read_body).
+DRAIN_BYTES = 16 * 1024 * 1024
 MULTIPART_PIECE_BYTES = 64 * 1024
 FLAGS = {"0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}
 
@@ -139,24 +141,39 @@ class InferenceWorker:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it is known to exceed LIMIT bytes."""
+    """The request body, refused (413) when it exceeds LIMIT bytes.
+
+    A body up to DRAIN_BYTES over LIMIT is read to its end and dropped before the answer: a client
+    still sending would otherwise find the connection closed under it (a broken pipe) and never see
+    the 413. Nothing over LIMIT is kept, and the read deadline bounds the time; bigger bodies are
+    refused as soon as they are known to be over, unread.
+    """
+    readable = limit + DRAIN_BYTES
     declared = request.headers.get("content-length")
+    over = None
     if declared is not None:
         if not ASCII_DIGITS.fullmatch(declared):
             raise BadRequest(400, "invalid Content-Length header")
         # More digits than the limit has is over it, and int() refuses over 4,300 digits.
         if len(declared.lstrip("0")) > len(str(limit)) or int(declared) > limit:
-            raise BadRequest(413, f"request body is {declared[:20]}{'...' if len(declared) > 20 else ''} bytes, "
-                                  f"over the limit of {limit:,}")
+            over = (f"request body is {declared[:20]}{'...' if len(declared) > 20 else ''} bytes, "
+                    f"over the limit of {limit:,}")
+            if len(declared.lstrip("0")) > len(str(readable)) or int(declared) > readable:
+                raise BadRequest(413, over)
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
-            if size > limit:
+            if size > readable:
                 raise BadRequest(413, f"request body is over the limit of {limit:,} bytes")
-            chunks.append(chunk)
+            if size > limit:
+                over = over or f"request body is over the limit of {limit:,} bytes"
+            else:
+                chunks.append(chunk)
     except ClientDisconnect:  # the client left, or was dropped at the read deadline: nobody reads the answer
         raise BadRequest(400, "the client closed the connection before the body was complete") from None
+    if over:
+        raise BadRequest(413, over)
     return b"".join(chunks)
 
 
