@@ -404,6 +404,11 @@ def _same_kind(value: object, expected: object) -> bool:
 def _check_optimizer_state(state: dict[int, dict], optimizer: torch.optim.Optimizer) -> None:
     """Refuse saved optimizer tensors that do not belong to the network's parameters (ValueError)."""
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    # After a step every torch optimizer keeps the same entries for each parameter (SGD a momentum_buffer,
+    # None without momentum): a parameter without them would silently restart its momentum.
+    if state and (set(state) != set(range(len(parameters))) or len({frozenset(v) for v in state.values()}) != 1):
+        raise ValueError(f"the optimizer state does not hold the same entries for each of the "
+                         f"{len(parameters)} parameters")
     for index, values in state.items():
         if not 0 <= index < len(parameters):
             raise ValueError(f"optimizer state for parameter {index}, the network has {len(parameters)}")

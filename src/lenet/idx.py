@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tokenize
 import zlib
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def parse_npy(raw: bytes, name: str = "<bytes>") -> np.ndarray:
             raise ValueError(f"format version {version[0]}.{version[1]} (1.0 and 2.0 are readable)")
         shape, fortran_order, dtype = read_header(stream)
     # numpy parses the header with ast.literal_eval, which raises these on crafted text.
-    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, EOFError) as error:
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, EOFError, tokenize.TokenError) as error:
         raise LenetError(f"{name}: not a valid .npy array ({type(error).__name__}: {error})"[:300]) from None
     if dtype.hasobject or dtype.itemsize == 0:
         raise LenetError(f"{name}: unsupported .npy dtype {dtype} (arrays of numbers only)")

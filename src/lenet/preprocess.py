@@ -405,7 +405,8 @@ def array_to_inputs(array: np.ndarray, name: str) -> np.ndarray:
         array = array.astype(np.float32) / 255.0
     elif np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
         original_dtype = array.dtype
-        array = array.astype(np.float32)
+        with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused just below
+            array = array.astype(np.float32)
         if not np.isfinite(array).all():
             raise LenetError(f"{name}: array contains NaN or infinite values")
         if array.size and (array.min() < 0.0 or array.max() > 1.0):
@@ -429,13 +430,16 @@ def read_inputs(path: str | Path, dataset: str = "mnist") -> tuple[np.ndarray, b
     .npy arrays and IDX files are taken as images already in the data set's form; pictures are
     normalized for a model of DATASET.
     """
-    path = Path(path)
-    payload = read_file_bytes(path)
-    if path.suffix.lower() == ".npy":
-        return array_to_inputs(parse_npy(payload, str(path)), str(path)), True
+    return inputs_from_bytes(read_file_bytes(path), str(path), dataset)
+
+
+def inputs_from_bytes(payload: bytes, name: str, dataset: str = "mnist") -> tuple[np.ndarray, bool]:
+    """A file's bytes, NAME its path -> what read_inputs returns."""
+    if Path(name).suffix.lower() == ".npy":
+        return array_to_inputs(parse_npy(payload, name), name), True
     # An IDX file by its magic number and length (gzip is no picture format, so a .gz is taken for IDX);
     # a file named as IDX is parsed as one, so that a damaged one says what is wrong with it.
-    if is_idx(payload) or payload[:2] == b"\x1f\x8b" or "idx" in path.name.lower():
-        return array_to_inputs(parse_idx(gunzip_if_needed(payload, str(path)), str(path)), str(path)), True
-    return image_to_input(payload, str(path), dataset=dataset)[None], False
+    if is_idx(payload) or payload[:2] == b"\x1f\x8b" or "idx" in Path(name).name.lower():
+        return array_to_inputs(parse_idx(gunzip_if_needed(payload, name), name), name), True
+    return image_to_input(payload, name, dataset=dataset)[None], False
 
