@@ -209,3 +209,15 @@ def test_a_model_directory_from_before_data_sets_is_a_model_of_mnist(tmp_path, s
     model = open_model(old)
     assert model.info.dataset == "mnist" and model.info.classes == tuple("0123456789")
     assert model.probabilities(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
+
+
+def test_half_written_files_of_a_killed_run_are_removed_by_the_next_run(tmp_path, synthetic):
+    from lenet.training import train
+    recipe = _trained(tmp_path, synthetic, "mlp-ema")
+    stale = [tmp_path / ".model-00000008.safetensors.k2j3.tmp", tmp_path / ".state-00000008.safetensors.x.tmp",
+             tmp_path / ".model-00000008.json.q.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    (tmp_path / ".mine.tmp").write_bytes(b"not lenet's")  # a name lenet never writes is left alone
+    train(dataclasses_replace(recipe, total_steps=6), tmp_path, synthetic, tensorboard=False)
+    assert not any(path.exists() for path in stale) and (tmp_path / ".mine.tmp").exists()
