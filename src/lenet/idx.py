@@ -105,7 +105,7 @@ def parse_npy(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, EOFError, tokenize.TokenError) as error:
         raise LenetError(f"{name}: not a valid .npy array ({type(error).__name__}: {error})"[:300]) from None
     if dtype.hasobject or dtype.itemsize == 0:
-        raise LenetError(f"{name}: unsupported .npy dtype {dtype} (arrays of numbers only)")
+        raise LenetError(f"{name}: not a valid .npy array (dtype {dtype}: arrays of numbers only, nothing is unpickled)")
     offset, elements = stream.tell(), _elements(shape)
     if len(raw) - offset != elements * dtype.itemsize:
         raise LenetError(f"{name}: .npy data length {len(raw) - offset} bytes does not match its shape "
