@@ -106,7 +106,8 @@ def test_a_directory_whose_recipe_json_was_deleted_is_refused_and_nothing_is_wri
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-@pytest.mark.parametrize("damage", ["no rng", "float rng", "wrong shape", "unknown parameter"])
+@pytest.mark.parametrize("damage", ["no rng", "float rng", "wrong shape", "unknown parameter", "2-d rng", "int8 moment",
+                                    "float16 moment", "unknown key", "string lr", "short betas"])
 def test_a_damaged_resume_state_is_a_one_line_error(tmp_path, synthetic, damage):
     from safetensors.torch import load_file, save_file
     from lenet.training import train
@@ -119,8 +120,19 @@ def test_a_damaged_resume_state_is_a_one_line_error(tmp_path, synthetic, damage)
         state["rng.cpu"] = state["rng.cpu"].float()
     elif damage == "wrong shape":
         state["optimizer.0.exp_avg"] = torch.zeros(3)
-    else:
+    elif damage == "unknown parameter":
         state["optimizer.99.exp_avg"] = torch.zeros(3)
+    elif damage == "2-d rng":  # torch accepted it, and a resumed run drew other numbers than the first
+        state["rng.cpu"] = state["rng.cpu"].reshape(1, -1).clone()
+    elif damage in ("int8 moment", "float16 moment"):  # torch cast them silently
+        state["optimizer.0.exp_avg"] = state["optimizer.0.exp_avg"].to(torch.int8 if "int8" in damage else torch.half)
+    elif damage == "unknown key":
+        state["junk"] = torch.zeros(1)
+    else:  # the optimizer's settings in the sidecar: torch takes any JSON value for them
+        sidecar = tmp_path / "model-00000004.json"
+        metadata = json.loads(sidecar.read_text())
+        metadata["optimizer"]["param_groups"][0].update({"lr": "0.1"} if damage == "string lr" else {"betas": [0.9]})
+        sidecar.write_text(json.dumps(metadata))
     save_file(state, state_file)
     with pytest.raises(LenetError, match="the resume state is damaged"):
         train(dataclasses_replace(recipe, total_steps=6), tmp_path, synthetic, tensorboard=False)
@@ -138,6 +150,9 @@ def test_weights_of_another_type_or_not_finite_are_refused(tmp_path, synthetic):
     sidecar = tmp_path / "model-00000004.json"
     original = load_file(weights_file)
     for damaged, message in (({**original, "fc1.bias": original["fc1.bias"].to(torch.int8)}, "is torch.int8"),
+                             ({**original, "fc1.bias": original["fc1.bias"].bool()}, "is torch.bool"),
+                             # not cast either: a float16 file is not one lenet wrote
+                             ({**original, "fc1.bias": original["fc1.bias"].half()}, "is torch.float16"),
                              ({**original, "fc1.bias": original["fc1.bias"] * float("nan")}, "NaN or infinite")):
         save_file(damaged, weights_file)
         metadata = json.loads(sidecar.read_text())  # the checksum recomputed, so the check behind it is reached
@@ -194,3 +209,15 @@ def test_a_model_directory_from_before_data_sets_is_a_model_of_mnist(tmp_path, s
     model = open_model(old)
     assert model.info.dataset == "mnist" and model.info.classes == tuple("0123456789")
     assert model.probabilities(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
+
+
+def test_half_written_files_of_a_killed_run_are_removed_by_the_next_run(tmp_path, synthetic):
+    from lenet.training import train
+    recipe = _trained(tmp_path, synthetic, "mlp-ema")
+    stale = [tmp_path / ".model-00000008.safetensors.k2j3.tmp", tmp_path / ".state-00000008.safetensors.x.tmp",
+             tmp_path / ".model-00000008.json.q.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    (tmp_path / ".mine.tmp").write_bytes(b"not lenet's")  # a name lenet never writes is left alone
+    train(dataclasses_replace(recipe, total_steps=6), tmp_path, synthetic, tensorboard=False)
+    assert not any(path.exists() for path in stale) and (tmp_path / ".mine.tmp").exists()

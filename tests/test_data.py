@@ -10,7 +10,7 @@ import torch
 from lenet import data
 from lenet.data import BatchOrder, LenetError, locate_dataset
 from lenet.datasets import IDX_FILES, KNOWN_DATASETS, TRAIN_IMAGES
-from lenet.idx import parse_idx, read_idx, write_idx
+from lenet.idx import is_idx, parse_idx, parse_npy, read_idx, write_idx
 
 
 def test_idx_round_trip_raw_and_gzip(tmp_path):
@@ -165,3 +165,34 @@ def test_idx_dimensions_whose_product_wraps_in_int64_are_refused():
     raw = bytes([0, 0, 0x08, 4]) + (65_536).to_bytes(4, "big") * 4
     with pytest.raises(LenetError, match="does not match dimensions"):
         parse_idx(raw, "huge")
+
+
+@pytest.mark.parametrize("payload, message", [
+    (bytes([0, 0, 8, 4]) + (65536).to_bytes(4, "big") * 4, "does not match dimensions 65536x65536x65536x65536"),
+    (bytes([0, 0, 8, 255]) + bytes(1020), "declares 255 dimensions"),
+])
+def test_idx_headers_whose_sizes_overflow_are_refused_before_allocating(payload, message):
+    with pytest.raises(LenetError, match=message):
+        parse_idx(payload, "x")
+
+
+def test_idx_is_told_by_its_magic_number_and_length_not_two_zero_bytes():
+    assert is_idx(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 9]))
+    assert not is_idx(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 9]))   # one byte short
+    assert not is_idx(bytes([0, 0, 1, 0, 1, 0]) + bytes(100))  # an ICO header
+    assert not is_idx(bytes([0, 0, 0x80, 0x3F]) + bytes(100))  # SPIDER's float 1.0
+
+
+def test_npy_headers_claiming_more_than_the_file_holds_are_refused_before_allocating():
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((1, 28, 28), np.uint8))
+    raw = buffer.getvalue().replace(b"(1, 28, 28)", b"(1000000000, 28, 28)")
+    with pytest.raises(LenetError, match="does not match its shape"):
+        parse_npy(raw, "x.npy")
+    assert parse_npy(buffer.getvalue(), "x.npy").shape == (1, 28, 28)
+
+
+def test_a_data_dir_that_does_not_exist_is_called_so(tmp_path):
+    with pytest.raises(LenetError, match=f"^{tmp_path / 'nope'} \\(from --data-dir\\): no such directory$"):
+        locate_dataset("mnist", tmp_path / "nope")

@@ -155,3 +155,29 @@ def test_an_onnx_export_of_a_model_of_clothes_names_its_classes_and_refuses_mnis
     assert predictor.info == open_model(fashion_model_dir[0]).info
     with pytest.raises(LenetError, match="fashion.onnx: a model of fashion-mnist, given mnist data"):
         evaluate_model(predictor, mnist)
+
+
+def test_an_onnx_file_with_non_finite_weights_is_refused_when_opened(onnx_file, tmp_path, capsys):
+    import onnx
+    from onnx import numpy_helper
+    proto = onnx.load(onnx_file)
+    weights = max(proto.graph.initializer, key=lambda t: np.prod(t.dims))
+    damaged = numpy_helper.to_array(weights).copy()
+    damaged.flat[7] = np.inf
+    weights.CopyFrom(numpy_helper.from_array(damaged, weights.name))
+    onnx.save(proto, tmp_path / "damaged.onnx")
+    for command in (["predict", "--model", str(tmp_path / "damaged.onnx"), "examples/seven.png"],
+                    ["eval", "--model", str(tmp_path / "damaged.onnx")]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert err == f"lenet: error: {tmp_path / 'damaged.onnx'}: {weights.name} holds NaN or infinite values\n"
+
+
+def test_a_non_finite_test_accuracy_in_an_onnx_file_is_treated_as_absent(onnx_file, tmp_path):
+    import onnx
+    proto = onnx.load(onnx_file)
+    for prop in proto.metadata_props:
+        if prop.key == "lenet.test_accuracy":
+            prop.value = "nan"
+    onnx.save(proto, tmp_path / "nan.onnx")
+    assert open_model(tmp_path / "nan.onnx").info.to_dict()["test_accuracy"] is None

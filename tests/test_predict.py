@@ -1,4 +1,5 @@
 import io
+import os
 import json
 from pathlib import Path
 
@@ -130,3 +131,50 @@ def test_number_pictures_without_digits_are_one_line_errors(tmp_path, synthetic_
         f"lenet: error: {tmp_path / 'blank.png'}: no ink found (the image is blank or has too little contrast)",
         f"lenet: error: {tmp_path / 'text.png'}: not a recognised image format",
         f"lenet: error: {tmp_path / 'missing.png'}: cannot read (No such file or directory)"]
+
+
+def _dds_of_unknown_pixel_format() -> bytes:
+    """A DDS file whose pixel format is a FourCC Pillow does not know: Pillow raises NotImplementedError."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (28, 28)).save(buffer, format="DDS")
+    raw = bytearray(buffer.getvalue())
+    raw[80:84], raw[84:88] = (4).to_bytes(4, "little"), b"XXXX"  # DDPF_FOURCC, FourCC "XXXX"
+    return bytes(raw)
+
+
+def _stroke(size: int = 28) -> np.ndarray:
+    picture = np.zeros((size, size), np.float32)
+    picture[size // 5:size - size // 5, size // 2 - 2:size // 2 + 2] = 1.0
+    return picture
+
+
+def test_pictures_pillow_cannot_decode_and_files_that_never_end_are_one_line_errors(tmp_path, synthetic_model_dir,
+                                                                                      capsys):
+    (tmp_path / "bad.dds").write_bytes(_dds_of_unknown_pixel_format())
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((1, 28, 28), np.uint8))
+    (tmp_path / "big.npy").write_bytes(buffer.getvalue().replace(b"(1, 28, 28)", b"(1000000000, 28, 28)"))
+    (tmp_path / "dims.idx").write_bytes(bytes([0, 0, 8, 255]) + bytes(1020))
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.png")
+    files = [tmp_path / n for n in ("bad.dds", "big.npy", "dims.idx", "zero.png", "pipe.png")]
+    code = main(["predict", "--model-dir", str(synthetic_model_dir), *map(str, files), str(EXAMPLE)])
+    out, err = capsys.readouterr()
+    assert code == 1 and out.startswith(str(EXAMPLE)) and out.count("\n") == 1
+    errors = err.strip().splitlines()
+    assert len(errors) == len(files) and "Traceback" not in err
+    for line, f, what in zip(errors, files, ("cannot decode image", "does not match its shape", "255 dimensions",
+                                             "not a regular file", "not a regular file")):
+        assert line.startswith(f"lenet: error: {f}: ") and what in line
+
+
+@pytest.mark.parametrize("fmt", ["ICO", "TGA", "SPIDER"])
+def test_pictures_starting_with_two_zero_bytes_are_read_as_pictures_not_idx(tmp_path, synthetic_model_dir, fmt,
+                                                                            capsys):
+    picture = Image.fromarray(_stroke() * 255.0)  # mode F: SPIDER's
+    picture = picture if fmt == "SPIDER" else picture.convert("L")
+    path = tmp_path / f"digit.{fmt.lower()}"
+    picture.save(path, format=fmt)
+    assert path.read_bytes()[:2] == b"\x00\x00"
+    assert main(["predict", "--model-dir", str(synthetic_model_dir), "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["index"] is None  # one picture, not an array

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from lenet.errors import LenetError
+from lenet.errors import ImageTooLarge, LenetError
 from lenet.inference import open_model
 from lenet.preprocess import (array_to_inputs, image_to_input, image_to_number_inputs, normalize_digit, normalize_item,
                               normalize_picture, read_inputs)
@@ -302,3 +302,42 @@ def test_the_model_decides_how_a_picture_is_normalized(tmp_path):
     assert np.array_equal(as_item, normalize_item(picture)) and np.array_equal(as_digit, normalize_digit(picture))
     with pytest.raises(LenetError, match="no item found"):
         normalize_item(np.full((10, 10), 0.5, np.float32), "blank.png")
+
+
+def _stroke_on_paper(background: float, ink: float) -> np.ndarray:
+    picture = np.full((40, 40), background)
+    picture[8:32, 17:23] = ink
+    return picture
+
+
+@pytest.mark.parametrize("mode, background, ink", [
+    ("I;16", 60_000, 12_000),   # a 16-bit scan: Pillow's conversion to L made every pixel 255
+    ("I", 60_000, 12_000),
+    ("F", 0.9, 0.1),            # a float picture in [0, 1]: L made it all black
+    ("F", 230.0, 20.0),         # a float picture in 0..255
+])
+def test_16_bit_and_float_pictures_are_scaled_not_clipped(mode, background, ink):
+    dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+    picture = Image.fromarray(_stroke_on_paper(background, ink).astype(dtype))
+    assert picture.mode == mode
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG" if mode == "I;16" else "TIFF")
+    reference = Image.fromarray((_stroke_on_paper(0.9, 0.1) * 255).astype(np.uint8))
+    expected_buffer = io.BytesIO()
+    reference.save(expected_buffer, format="PNG")
+    assert np.abs(image_to_input(buffer.getvalue(), "x") - image_to_input(expected_buffer.getvalue(), "x")).max() < 0.05
+
+
+def test_a_palette_picture_reads_as_its_colours():
+    gray = (_stroke_on_paper(0.9, 0.1) * 255).astype(np.uint8)
+    buffer, reference = io.BytesIO(), io.BytesIO()
+    Image.fromarray(gray).convert("P").save(buffer, format="PNG")
+    Image.fromarray(gray).save(reference, format="PNG")
+    assert np.array_equal(image_to_input(buffer.getvalue(), "p"), image_to_input(reference.getvalue(), "l"))
+
+
+def test_too_large_pictures_raise_the_exception_the_server_answers_413_for():
+    buffer = io.BytesIO()
+    Image.new("L", (3000, 3000)).save(buffer, format="PNG")
+    with pytest.raises(ImageTooLarge):
+        image_to_input(buffer.getvalue(), "big.png", max_pixels=1_000_000)

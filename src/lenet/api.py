@@ -10,9 +10,9 @@ import torch
 
 from .checkpoint import resolve_recipe
 from .data import Dataset, load_dataset
-from .errors import LenetError
 from .evaluation import evaluate_model
 from .execution import Execution, resolve_device
+from .files import read_file_bytes
 from .inference import open_model
 from .plots import plot_model_dir
 from .predict import read_number
@@ -74,8 +74,5 @@ class Classifier:
         if isinstance(picture, bytes):
             payload, name = picture, "picture"
         else:
-            try:
-                payload, name = Path(picture).read_bytes(), str(picture)
-            except OSError as error:
-                raise LenetError(f"{picture}: cannot read ({error.strerror})") from None
+            payload, name = read_file_bytes(picture), str(picture)
         return read_number(open_model(self.model_dir, self.device), payload, name, top_k)

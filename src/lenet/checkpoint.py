@@ -28,7 +28,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from .errors import LenetError
-from .files import atomic_write_bytes, read_json, write_json
+from .files import atomic_write_bytes, check_finite_weights, read_file_bytes, read_json, write_json
 from .datasets import default_classes
 from .models import build_model
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
@@ -82,9 +82,7 @@ def _to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
-        return load_safetensors(path.read_bytes())
-    except OSError as error:
-        raise LenetError(f"{path}: cannot read ({error.strerror})") from None
+        return load_safetensors(read_file_bytes(path))
     except (SafetensorError, ValueError) as error:
         raise LenetError(f"{path}: not a valid safetensors file ({error})") from None
 
@@ -255,14 +253,15 @@ def read_checkpoint(model_dir: str | Path, step: int | None = None
         raise LenetError(f"{model_dir}: no checkpoint for step {step}; available: {steps}")
     weights_path, state_path, sidecar_path = _paths(model_dir, step)
     checkpoint = _checkpoint_from_json(read_json(sidecar_path), model_dir, step, sidecar_path)
-    weights_bytes = weights_path.read_bytes() if weights_path.is_file() else b""
+    weights_bytes = read_file_bytes(weights_path) if weights_path.exists() else b""
     if hashlib.sha256(weights_bytes).hexdigest() != checkpoint.weights_sha256:
         raise LenetError(f"{weights_path}: missing or does not match the checksum in {sidecar_path.name}")
     return checkpoint, _load_tensors(weights_path), _load_tensors(state_path)
 
 
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], origin: str) -> None:
-    """Copy WEIGHTS into MODEL, refusing missing, unexpected, mis-shaped, non-float or non-finite tensors."""
+    """Copy WEIGHTS into MODEL, refusing missing, unexpected, mis-shaped or non-finite tensors, and any of
+    another dtype than the network's (an int8 or bool tensor is refused, not cast)."""
     expected = model.state_dict()
     if set(expected) != set(weights):
         missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
@@ -271,10 +270,10 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], origin: str
         if tensor.shape != expected[name].shape:
             raise LenetError(f"{origin}: {name} has shape {tuple(tensor.shape)}, "
                              f"the network expects {tuple(expected[name].shape)}")
-        if tensor.is_floating_point() != expected[name].is_floating_point():
+        if tensor.dtype != expected[name].dtype:
             raise LenetError(f"{origin}: {name} is {tensor.dtype}, the network expects {expected[name].dtype}")
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise LenetError(f"{origin}: {name} holds NaN or infinite values")
+    check_finite_weights(((name, tensor.numpy()) for name, tensor in weights.items() if tensor.is_floating_point()),
+                         origin)
     model.load_state_dict(weights)
 
 
@@ -323,6 +322,7 @@ def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor
     the checkpoint has no state for (the run had fewer ranks) is seeded from the recipe's seed, its
     rank and the step, so its dropout differs from the other ranks' and is the same on every retry."""
     origin = f"{checkpoint.model_dir} (checkpoint {checkpoint.step})"
+    _check_state_keys(tensors, averaged, origin)
     if averaged:
         load_weights(model, {k[len(_RAW):]: v for k, v in tensors.items() if k.startswith(_RAW)}, origin)
     state: dict[int, dict] = {}
@@ -335,9 +335,11 @@ def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor
             index, key = name.split(".", 1)
             state.setdefault(int(index), {})[key] = value
         _check_optimizer_state(state, optimizer)
+        _check_param_groups(checkpoint.optimizer["param_groups"], optimizer)
         optimizer.load_state_dict({"state": state, "param_groups": checkpoint.optimizer["param_groups"]})
         device = next(model.parameters()).device
         if _rank_key(_RNG_CPU, rank) in tensors:
+            _check_rng_state(tensors[_rank_key(_RNG_CPU, rank)], torch.get_rng_state(), _rank_key(_RNG_CPU, rank))
             torch.set_rng_state(tensors[_rank_key(_RNG_CPU, rank)])
             if device.type == "cuda" and _rank_key(_RNG_CUDA, rank) in tensors:
                 torch.cuda.set_rng_state(tensors[_rank_key(_RNG_CUDA, rank)], device)
@@ -350,13 +352,69 @@ def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor
             from None
 
 
+# The state file's keys resume_state writes: RNG states of any rank, raw weights, optimizer tensors.
+_STATE_KEY = re.compile(r"^(?:rng\.(?:cpu|cuda)(?:\.rank-[1-9]\d*)?|raw\..+|optimizer\.\d+\.[A-Za-z_]\w*)$")
+
+
+def _check_state_keys(tensors: dict[str, torch.Tensor], averaged: bool, origin: str) -> None:
+    """Refuse a state file holding keys resume_state never writes, or raw weights it should not have."""
+    unknown = sorted(k for k in tensors if not _STATE_KEY.match(k) or k.startswith(_RAW) and not averaged)
+    if unknown:
+        raise LenetError(f"{origin}: the resume state is damaged (unexpected keys {unknown[:5]})"[:300])
+
+
+def _check_rng_state(state: torch.Tensor, current: torch.Tensor, key: str) -> None:
+    """Refuse (ValueError) a generator state of another dtype or shape than the generator's own."""
+    if state.dtype != current.dtype or state.shape != current.shape:
+        raise ValueError(f"{key} is {state.dtype} of shape {tuple(state.shape)}, the generator's "
+                         f"{current.dtype} of shape {tuple(current.shape)}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_param_groups(saved: object, optimizer: torch.optim.Optimizer) -> None:
+    """Refuse (ValueError) saved optimizer settings whose groups, keys or value types differ from the
+    optimizer's own: torch takes any JSON value for a learning rate and fails steps later, or not at all."""
+    if not isinstance(saved, list) or len(saved) != len(optimizer.param_groups):
+        raise ValueError(f"param_groups is not a list of {len(optimizer.param_groups)} groups")
+    for group, current in zip(saved, optimizer.param_groups):
+        if not isinstance(group, dict) or set(group) != set(current):
+            raise ValueError(f"param_groups keys {sorted(group) if isinstance(group, dict) else group!r:.80}, "
+                             f"the optimizer's {sorted(current)}")
+        for key, value in group.items():
+            if key == "params":
+                continue  # torch checks these against the parameters
+            if not _same_kind(value, current[key]):
+                raise ValueError(f"param_groups {key} is {value!r:.40}, expected a {type(current[key]).__name__}")
+
+
+def _same_kind(value: object, expected: object) -> bool:
+    """Whether a JSON VALUE can stand for EXPECTED: a finite number for a number, a list for a tuple
+    (JSON has no tuples: Adam's betas come back as a list), else the same type."""
+    if _is_number(expected):
+        return _is_number(value) and math.isfinite(value)
+    if isinstance(expected, (list, tuple)):
+        return isinstance(value, (list, tuple)) and len(value) == len(expected) and \
+            all(_same_kind(v, e) for v, e in zip(value, expected))
+    return type(value) is type(expected)
+
+
 def _check_optimizer_state(state: dict[int, dict], optimizer: torch.optim.Optimizer) -> None:
     """Refuse saved optimizer tensors that do not belong to the network's parameters (ValueError)."""
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    # After a step every torch optimizer keeps the same entries for each parameter (SGD a momentum_buffer,
+    # None without momentum): a parameter without them would silently restart its momentum.
+    if state and (set(state) != set(range(len(parameters))) or len({frozenset(v) for v in state.values()}) != 1):
+        raise ValueError(f"the optimizer state does not hold the same entries for each of the "
+                         f"{len(parameters)} parameters")
     for index, values in state.items():
         if not 0 <= index < len(parameters):
             raise ValueError(f"optimizer state for parameter {index}, the network has {len(parameters)}")
         for key, value in values.items():
+            if torch.is_tensor(value) and value.dtype != parameters[index].dtype and value.dim() > 0:
+                raise ValueError(f"optimizer.{index}.{key} is {value.dtype}, its parameter {parameters[index].dtype}")
             if torch.is_tensor(value) and value.dim() > 0 and value.shape != parameters[index].shape:
                 raise ValueError(f"optimizer.{index}.{key} has shape {tuple(value.shape)}, "
                                  f"its parameter {tuple(parameters[index].shape)}")

@@ -18,7 +18,7 @@ import torch
 from .datasets import (CLASSES_FILE, DIGITS, IDX_FILES, KNOWN_DATASETS, STANDARD_BYTES, TEST_IMAGES, TEST_LABELS,
                        TRAIN_IMAGES, TRAIN_LABELS, KnownDataset, check_dataset_name)
 from .errors import LenetError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_file_bytes
 from .idx import IMAGE_SIZE, gunzip_if_needed, read_idx, read_idx_sha256
 
 # MNIST's variable, kept from before lenet knew other sets; each known set has its own (datasets.py).
@@ -71,6 +71,8 @@ def _download(known: KnownDataset, name: str, target_dir: Path, retries: int = 3
 def _files_in(directory: Path, origin: str, known: KnownDataset | None) -> dict[str, Path]:
     """The four IDX files in DIRECTORY (named by ORIGIN in the error when some are missing) of the
     KNOWN data set, or of a user's (None)."""
+    if not directory.is_dir():
+        raise LenetError(f"{directory} (from {origin}): no such directory")
     found = {name: _find_file(directory, name) for name in IDX_FILES}
     missing = [name for name, path in found.items() if path is None]
     if missing:
@@ -200,9 +202,10 @@ def _check_idx_set(arrays: dict[str, np.ndarray], paths: dict[str, Path], direct
     if not classes_path.exists():
         return tuple(str(c) for c in range(num_classes))
     try:
-        names = [line.strip() for line in classes_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as error:
-        raise LenetError(f"{classes_path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
+        text = read_file_bytes(classes_path).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise LenetError(f"{classes_path}: cannot read ({error})") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) != num_classes:
         raise LenetError(f"{classes_path}: {len(names)} class names for the {num_classes} classes of the labels "
                          f"(one name per line, in label order)")

@@ -1,4 +1,5 @@
-"""The IDX file format MNIST comes in (raw or gzip), and the shape of its contents: 28x28 images, 10 digits.
+"""The array files lenet reads: the IDX format MNIST comes in (raw or gzip) and numpy's .npy, each
+checked against its length before anything is allocated; and the shape of MNIST: 28x28 images, 10 digits.
 
 Nothing here needs torch, so reading pictures and IDX files for an exported model starts quickly.
 """
@@ -6,13 +7,15 @@ Nothing here needs torch, so reading pictures and IDX files for an exported mode
 from __future__ import annotations
 
 import hashlib
+import io
+import tokenize
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import LenetError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_file_bytes
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -20,6 +23,8 @@ NUM_CLASSES = 10
 # 60,000 MNIST training images are 47 MB), far below what a crafted file of a few MB can unpack to.
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 
+# numpy 1.x's limit on an array's dimensions (2.x allows 64); no IDX file has a tenth of them.
+MAX_IDX_DIMENSIONS = 32
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
@@ -46,26 +51,66 @@ def gunzip_if_needed(raw: bytes, name: str, max_bytes: int = MAX_UNPACKED_BYTES)
     return b"".join(chunks)
 
 
+def _elements(shape: tuple[int, ...]) -> int:
+    """The number of elements of SHAPE, in Python integers: four dimensions of 65,536 would wrap to 0
+    in int64 (numpy's own product)."""
+    elements = 1
+    for size in shape:
+        elements *= size
+    return elements
+
+
+def is_idx(raw: bytes) -> bool:
+    """Whether RAW (uncompressed) is an IDX file: bytes 00 00, a type code, a dimension count and
+    dimensions that account for its length exactly. Two zero bytes alone are not enough: ICO, TGA
+    and SPIDER pictures start with them too."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or not 1 <= raw[3] <= MAX_IDX_DIMENSIONS:
+        return False
+    header_bytes = 4 + 4 * raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(raw[3]))
+    return len(raw) >= header_bytes and len(raw) == header_bytes + _elements(shape) * np.dtype(_IDX_DTYPES[raw[2]]).itemsize
+
+
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     """Parse an IDX buffer, checking the magic number, the dimensions and the length."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise LenetError(f"{name}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     ndim = raw[3]
-    if ndim == 0:
-        raise LenetError(f"{name}: IDX file declares 0 dimensions")
+    if not 1 <= ndim <= MAX_IDX_DIMENSIONS:
+        raise LenetError(f"{name}: IDX file declares {ndim} dimensions (1 to {MAX_IDX_DIMENSIONS} are readable)")
     header_bytes = 4 + 4 * ndim
     if len(raw) < header_bytes:
         raise LenetError(f"{name}: IDX header truncated ({len(raw)} bytes, needs {header_bytes})")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    elements = 1
-    for size in shape:  # Python integers: four dimensions of 65,536 would wrap to 0 in int64
-        elements *= size
-    expected = header_bytes + elements * dtype.itemsize
+    expected = header_bytes + _elements(shape) * dtype.itemsize
     if len(raw) != expected:
         raise LenetError(f"{name}: IDX data length {len(raw)} bytes does not match dimensions "
                          f"{'x'.join(map(str, shape))} ({expected} bytes expected)")
     return np.frombuffer(raw, dtype, offset=header_bytes).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def parse_npy(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse a .npy buffer, its header's shape checked against the length before anything is allocated
+    (np.load trusts it: a header claiming 10^9 images allocates 730 GiB). Nothing is unpickled."""
+    stream = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"format version {version[0]}.{version[1]} (1.0 and 2.0 are readable)")
+        shape, fortran_order, dtype = read_header(stream)
+    # numpy parses the header with ast.literal_eval, which raises these on crafted text.
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, EOFError, tokenize.TokenError) as error:
+        raise LenetError(f"{name}: not a valid .npy array ({type(error).__name__}: {error})"[:300]) from None
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise LenetError(f"{name}: not a valid .npy array (dtype {dtype}: arrays of numbers only, nothing is unpickled)")
+    offset, elements = stream.tell(), _elements(shape)
+    if len(raw) - offset != elements * dtype.itemsize:
+        raise LenetError(f"{name}: .npy data length {len(raw) - offset} bytes does not match its shape "
+                         f"{shape} ({elements * dtype.itemsize} bytes expected)")
+    return np.frombuffer(raw, dtype, elements, offset).reshape(shape, order="F" if fortran_order else "C")
 
 
 def read_idx(path: str | Path, expected_sha256: str | None = None,
@@ -82,10 +127,7 @@ def read_idx(path: str | Path, expected_sha256: str | None = None,
 def read_idx_sha256(path: str | Path, max_bytes: int = MAX_UNPACKED_BYTES) -> tuple[np.ndarray, str]:
     """An IDX file's array and the SHA-256 of its uncompressed content (see read_idx)."""
     path = Path(path)
-    try:
-        raw = gunzip_if_needed(path.read_bytes(), str(path), max_bytes)
-    except OSError as error:
-        raise LenetError(f"{path}: cannot read ({error.strerror})") from None
+    raw = gunzip_if_needed(read_file_bytes(path, max_bytes), str(path), max_bytes)
     return parse_idx(raw, str(path)), hashlib.sha256(raw).hexdigest()
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import LenetError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_file_bytes
 from .inference import LoadedModel, check_top_k
 from .preprocess import MAX_IMAGE_PIXELS, NumberInputs, check_reads_numbers, image_to_number_inputs, read_inputs
 
@@ -94,10 +94,6 @@ def read_number_files(model: LoadedModel, paths: Iterable[str | Path], k: int | 
     k = check_top_k(k, model.num_classes)
     for path in paths:
         try:
-            try:
-                payload = Path(path).read_bytes()
-            except OSError as error:
-                raise LenetError(f"{path}: cannot read ({error.strerror})") from None
-            yield {"file": str(path), **read_number(model, payload, str(path), k)}
+            yield {"file": str(path), **read_number(model, read_file_bytes(path), str(path), k)}
         except LenetError as error:
             yield {"file": str(path), "error": str(error)}

@@ -25,7 +25,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .datasets import reads_digits
 from .errors import ImageTooLarge, LenetError
-from .idx import gunzip_if_needed, parse_idx
+from .files import read_file_bytes
+from .idx import gunzip_if_needed, is_idx, parse_idx, parse_npy
 from .ink import Ink, Mark, dilate, find_ink, stroke_width
 
 DIGIT_BOX = 20
@@ -77,6 +78,8 @@ def decode_image(payload: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) 
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageTooLarge(f"{name}: image is {width}x{height}, over the limit of {max_pixels} pixels")
+            if width <= 0 or height <= 0:
+                raise LenetError(f"{name}: image is {width}x{height}, no pixels")
             image = ImageOps.exif_transpose(image)
             image.load()  # decode now so truncated data fails here
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
@@ -84,15 +87,39 @@ def decode_image(payload: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) 
                 alpha = np.asarray(image.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
                 if alpha.min() < 0.99:
                     return alpha
-            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+            return _grey_levels(image, name)
     except LenetError:
         raise
     except UnidentifiedImageError:
         raise LenetError(f"{name}: not a recognised image format") from None
     except Image.DecompressionBombError:  # Pillow's own guard, for images far over any limit
         raise ImageTooLarge(f"{name}: image is over the limit of {max_pixels} pixels") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise LenetError(f"{name}: cannot decode image ({error})") from None
+    # Pillow's decoders raise whatever their parsing runs into on crafted bytes (NotImplementedError for
+    # a DDS pixel format, AttributeError in SPIDER's reader, struct.error, IndexError, ...): any failure
+    # to decode a user's file is the file's, and must not stop the next file from being read.
+    except Exception as error:
+        raise LenetError(f"{name}: cannot decode image ({type(error).__name__}: {error})"[:300]) from None
+
+
+# The full scales a 32-bit integer or float picture's values may be on: 8-bit, 16-bit or 32-bit levels.
+_LEVEL_SCALES = (255, 65_535, 2 ** 32 - 1)
+
+
+def _grey_levels(image: Image.Image, name: str) -> np.ndarray:
+    """IMAGE's grey levels as float32 in [0, 1], whatever its mode. Pillow's conversion to L clips 16-bit,
+    32-bit and float values at 255, making a 16-bit scan all white: those are scaled instead."""
+    if image.mode.startswith("I;16"):
+        return np.asarray(image, dtype=np.float32) / 65_535.0
+    if image.mode in ("I", "F"):
+        # No depth is recorded: a float picture up to 1 is taken as [0, 1], anything else by the
+        # smallest full scale that holds its brightest pixel.
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise LenetError(f"{name}: image contains NaN or infinite values")
+        top = float(values.max())
+        scale = 1.0 if image.mode == "F" and top <= 1.0 else next((s for s in _LEVEL_SCALES if top <= s), top)
+        return np.clip(values / scale, 0.0, 1.0).astype(np.float32)
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
 def _check_gray(gray: np.ndarray, name: str) -> None:
@@ -382,7 +409,8 @@ def array_to_inputs(array: np.ndarray, name: str) -> np.ndarray:
         array = array.astype(np.float32) / 255.0
     elif np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
         original_dtype = array.dtype
-        array = array.astype(np.float32)
+        with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused just below
+            array = array.astype(np.float32)
         if not np.isfinite(array).all():
             raise LenetError(f"{name}: array contains NaN or infinite values")
         if array.size and (array.min() < 0.0 or array.max() > 1.0):
@@ -406,18 +434,16 @@ def read_inputs(path: str | Path, dataset: str = "mnist") -> tuple[np.ndarray, b
     .npy arrays and IDX files are taken as images already in the data set's form; pictures are
     normalized for a model of DATASET.
     """
-    path = Path(path)
-    try:
-        payload = path.read_bytes()
-    except OSError as error:
-        raise LenetError(f"{path}: cannot read ({error.strerror})") from None
-    if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(io.BytesIO(payload), allow_pickle=False)  # never unpickle user files
-        except (ValueError, OSError, EOFError) as error:
-            raise LenetError(f"{path}: not a valid .npy array ({error})") from None
-        return array_to_inputs(array, str(path)), True
-    if payload[:2] == b"\x00\x00" or "idx" in path.name.lower():
-        return array_to_inputs(parse_idx(gunzip_if_needed(payload, str(path)), str(path)), str(path)), True
-    return image_to_input(payload, str(path), dataset=dataset)[None], False
+    return inputs_from_bytes(read_file_bytes(path), str(path), dataset)
+
+
+def inputs_from_bytes(payload: bytes, name: str, dataset: str = "mnist") -> tuple[np.ndarray, bool]:
+    """A file's bytes, NAME its path -> what read_inputs returns."""
+    if Path(name).suffix.lower() == ".npy":
+        return array_to_inputs(parse_npy(payload, name), name), True
+    # An IDX file by its magic number and length (gzip is no picture format, so a .gz is taken for IDX);
+    # a file named as IDX is parsed as one, so that a damaged one says what is wrong with it.
+    if is_idx(payload) or payload[:2] == b"\x1f\x8b" or "idx" in Path(name).name.lower():
+        return array_to_inputs(parse_idx(gunzip_if_needed(payload, name), name), name), True
+    return image_to_input(payload, name, dataset=dataset)[None], False
 
