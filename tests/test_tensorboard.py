@@ -1,4 +1,6 @@
 import dataclasses
+import subprocess
+import sys
 import math
 
 import pytest
@@ -76,3 +78,32 @@ def test_tensorboard_can_be_turned_off(tmp_path):
                       eval_every_steps=5, checkpoint_every_steps=5)
     train(recipe, tmp_path, synthetic_mnist(100), tensorboard=False)
     assert not (tmp_path / "events").exists()
+
+
+# `lenet train` with every TensorBoard write failing as on a full disk (in a subprocess: pytest
+# replaces threading.excepthook within tests, and the writer thread's traceback is what is checked).
+_DISK_FULL_TRAIN = """
+import errno, sys
+from tensorboard.summary.writer.record_writer import RecordWriter
+written, write = [], RecordWriter.write
+def full(self, data):  # the first events go in (the file's header), then the disk is full
+    written.append(data)
+    if len(written) > 2:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    write(self, data)
+RecordWriter.write = full
+from lenet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_under_tensorboard_is_one_line_naming_the_events_directory(mnist, tmp_path):
+    model_dir = tmp_path / "m"
+    completed = subprocess.run([sys.executable, "-c", _DISK_FULL_TRAIN, "train", "--recipe", "mlp-ema",
+                                "--model-dir", str(model_dir), "--steps", "20", "--log-every-steps", "5"],
+                               capture_output=True, text=True, timeout=300)
+    lines = completed.stderr.strip().splitlines()
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-2000:]
+    assert lines[-1] == (f"lenet: error: {model_dir / 'events' / 'train'}: cannot write TensorBoard events "
+                         f"(No space left on device); free some space or run with --no-tensorboard")
+    assert len(lines) == 1

@@ -7,7 +7,9 @@ and events/eval-<split> (what `lenet eval` measured). `tensorboard --logdir MODE
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import warnings
 from pathlib import Path
 
@@ -79,53 +81,88 @@ def read_training_scalars(model_dir: str | Path) -> dict[str, list[tuple[int, fl
     return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
+@contextlib.contextmanager
+def _writing(directory: Path):
+    """Turns a failed write of events under DIRECTORY (a full disk) into a one-line LenetError."""
+    try:
+        yield
+    except OSError as error:
+        raise LenetError(f"{directory}: cannot write TensorBoard events ({error.strerror or error}); "
+                         f"free some space or run with --no-tensorboard") from None
+
+
 class TrainingEvents:
-    """Writes one training run's events; resuming at START_STEP hides events logged after it earlier."""
+    """Writes one training run's events; resuming at START_STEP hides events logged after it earlier.
+
+    A failed write (a full disk) is a one-line LenetError naming the events directory. SummaryWriter
+    writes from a thread, whose failure reaches the training loop at its next call; the thread's own
+    traceback is kept quiet (_quiet_writer_failures), since the loop reports the error.
+    """
 
     def __init__(self, model_dir: str | Path, start_step: int):
-        # purge_step makes TensorBoard drop events at or after the resume step from earlier files,
-        # so an interrupted-and-resumed run shows one clean curve.
-        self.writer = SummaryWriter(str(train_events_dir(model_dir)), purge_step=start_step or None)
+        self.directory = train_events_dir(model_dir)
+        with _writing(self.directory):
+            # purge_step makes TensorBoard drop events at or after the resume step from earlier
+            # files, so an interrupted-and-resumed run shows one clean curve.
+            self.writer = SummaryWriter(str(self.directory), purge_step=start_step or None)
 
     def graph(self, model: nn.Module, example: torch.Tensor) -> None:
         """The network as TensorBoard's graph view (traced once, in eval mode)."""
-        with eval_mode(model), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer chatter about Python values in forward
-            self.writer.add_graph(model, to_float(example))
+        with _writing(self.directory):
+            with eval_mode(model), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer chatter about Python values in forward
+                self.writer.add_graph(model, to_float(example))
 
     def log(self, event: dict) -> None:
         """A training log event: the LOG_SCALARS plus the per-layer mean absolute gradient."""
-        step = event["step"]
-        for field, tag in LOG_SCALARS.items():
-            self.writer.add_scalar(tag, event[field], step)
-        for layer, value in event.get("gradient_mean_abs", {}).items():
-            self.writer.add_scalar(GRADIENT_PREFIX + layer, value, step)
+        with _writing(self.directory):
+            step = event["step"]
+            for field, tag in LOG_SCALARS.items():
+                self.writer.add_scalar(tag, event[field], step)
+            for layer, value in event.get("gradient_mean_abs", {}).items():
+                self.writer.add_scalar(GRADIENT_PREFIX + layer, value, step)
 
     def validation(self, step: int, accuracy: float, misclassified: torch.Tensor,
                    labels: torch.Tensor, predictions: torch.Tensor, classes: tuple[str, ...]) -> None:
         """Validation accuracy and a captioned grid of (some of) the images the model got wrong."""
-        self.writer.add_scalar(VALIDATION_ACCURACY, accuracy, step)
-        if len(misclassified):
-            captions = [mistake_caption(classes, t, p) for t, p in zip(labels.tolist(), predictions.tolist())]
-            grid = labelled_grid(misclassified.cpu().numpy(), captions)
-            self.writer.add_image("validation/misclassified (true -> predicted)", grid, step, dataformats="HW")
+        with _writing(self.directory):
+            self.writer.add_scalar(VALIDATION_ACCURACY, accuracy, step)
+            if len(misclassified):
+                captions = [mistake_caption(classes, t, p) for t, p in zip(labels.tolist(), predictions.tolist())]
+                grid = labelled_grid(misclassified.cpu().numpy(), captions)
+                self.writer.add_image("validation/misclassified (true -> predicted)", grid, step, dataformats="HW")
 
     def histograms(self, step: int, model: nn.Module) -> None:
         """Weight and gradient histograms of every parameter."""
-        for name, parameter in model.named_parameters():
-            self.writer.add_histogram(f"weights/{name}", parameter.detach().float().cpu(), step)
-            if parameter.grad is not None:
-                self.writer.add_histogram(f"gradients/{name}", parameter.grad.float().cpu(), step)
+        with _writing(self.directory):
+            for name, parameter in model.named_parameters():
+                self.writer.add_histogram(f"weights/{name}", parameter.detach().float().cpu(), step)
+                if parameter.grad is not None:
+                    self.writer.add_histogram(f"gradients/{name}", parameter.grad.float().cpu(), step)
 
     def close(self) -> None:
-        self.writer.close()
+        with _writing(self.directory):
+            self.writer.close()
+
+
+def _quiet_writer_failures(previous_hook):
+    """A threading.excepthook that says nothing of a TensorBoard writer thread's OSError (the
+    training loop reports it as one line) and passes every other thread's exception to PREVIOUS_HOOK."""
+    def hook(args):
+        writer_thread = type(args.thread).__module__.startswith("tensorboard.")
+        if not (writer_thread and isinstance(args.exc_value, OSError)):
+            previous_hook(args)
+    return hook
+
+
+threading.excepthook = _quiet_writer_failures(threading.excepthook)
 
 
 def write_eval_events(model_dir: str | Path, result: dict) -> Path:
     """An evaluation result (see evaluation.evaluate_checkpoint) as scalars at its checkpoint's step."""
     # Test-time-augmented results get their own run, so the two curves are not mixed.
     run_dir = Path(model_dir) / EVENTS_DIR / f"eval-{result['split']}{'-tta' if result.get('tta') else ''}"
-    with SummaryWriter(str(run_dir)) as writer:
+    with _writing(run_dir), SummaryWriter(str(run_dir)) as writer:
         for key, value in result.items():
             if key == "loss" or key == "accuracy" or key.startswith("top_"):
                 writer.add_scalar(f"eval/{key}", value, result["step"])
