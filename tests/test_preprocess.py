@@ -341,3 +341,15 @@ def test_too_large_pictures_raise_the_exception_the_server_answers_413_for():
     Image.new("L", (3000, 3000)).save(buffer, format="PNG")
     with pytest.raises(ImageTooLarge):
         image_to_input(buffer.getvalue(), "big.png", max_pixels=1_000_000)
+
+
+def test_a_float_picture_of_subnormal_values_is_no_ink_not_a_crash():
+    # Found by benchmarks/fuzz.py: a damaged SPIDER file whose pixels are 0 and ~2e-41 (paper and stroke 6e-43 apart); numpy cannot
+    # cut so narrow a range into 256 histogram bins for the ink threshold.
+    stroke = np.full((28, 28), 2.4178e-41, np.float32)  # the paper
+    stroke[5:23, 23:27] = 2.3542e-41  # the stroke
+    stroke[0, :11] = 0.0
+    buffer = io.BytesIO()
+    Image.fromarray(stroke).save(buffer, format="SPIDER")
+    with pytest.raises(LenetError, match="^tiny.spi: no ink found"):
+        image_to_input(buffer.getvalue(), "tiny.spi")

@@ -194,6 +194,10 @@ def _blur(image: np.ndarray) -> np.ndarray:
 def _otsu(values: np.ndarray) -> float:
     """Otsu's threshold: the cut of VALUES' histogram that maximizes the variance between the two sides."""
     values = values.reshape(-1)
+    if float(values.max()) - float(values.min()) < 1e-6:
+        # One level, give or take rounding: nothing to split (and numpy cannot cut a range of
+        # subnormal floats into 256 bins). The contrast check after the threshold refuses it.
+        return float(values.max())
     counts, edges = np.histogram(values, bins=256)
     centres = (edges[:-1] + edges[1:]) / 2
     below = np.cumsum(counts)[:-1].astype(np.float64)
