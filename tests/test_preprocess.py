@@ -243,6 +243,10 @@ def test_pictures_without_a_number_are_refused_with_one_line():
         ImageDraw.Draw(dots).rectangle((10 + 22 * i, 20, 20 + 22 * i, 100), fill=0)
     with pytest.raises(LenetError, match="^dots.png: 40 separate marks, more than the 32 a number may have"):
         image_to_number_inputs(png_bytes(dots), "dots.png")
+    bar = Image.new("L", (600, 200), 255)  # a dash, not across the picture: no digit either
+    ImageDraw.Draw(bar).rectangle((100, 90, 400, 110), fill=0)
+    with pytest.raises(LenetError, match="^bar.png: no digits found, only lines and bars$"):
+        image_to_number_inputs(png_bytes(bar), "bar.png")
 
 
 def test_mnist_test_digits_as_pngs_read_like_the_arrays(mnist, mnist_model_dir):

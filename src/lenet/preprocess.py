@@ -300,6 +300,8 @@ def normalize_number(gray: np.ndarray, name: str = "image") -> NumberInputs:
     # into "touching digits".
     rules = [m for m in marks if m.is_bar and m.width > digit_height]
     marks = [m for m in marks if m not in specks and m not in rules]
+    if not marks:
+        raise LenetError(f"{name}: no digits found, only lines and bars")
     if len(marks) > MAX_NUMBER_MARKS:
         raise LenetError(f"{name}: {len(marks)} separate marks, more than the {MAX_NUMBER_MARKS} a number "
                          f"may have (is this one line of digits?)")
