@@ -147,17 +147,22 @@ def picture_seeds() -> dict[str, bytes]:
     return seeds
 
 
-def fuzz_images(cases: int, seed: int) -> dict:
-    """Mutated pictures through preprocess.inputs_from_bytes, as `lenet predict` reads a file."""
+def _fuzz_files(kind: str, seeds: dict[str, bytes], cases: int, seed: int, header_bytes, file_name) -> dict:
+    """Mutated SEEDS (HEADER_BYTES(name) of each mostly edited) read by preprocess.inputs_from_bytes, as
+    `lenet predict` reads a file named FILE_NAME(index, name)."""
     from lenet.preprocess import inputs_from_bytes
-    rng, figures, seeds = random.Random(seed), Figures(), picture_seeds()
-    names = sorted(seeds)
+    rng, figures, names = random.Random(seed), Figures(), sorted(seeds)
     for index in range(cases):
         name = names[index % len(names)]
-        payload = mutate_bytes(seeds[name], rng)
-        figures.run(f"images case {index} ({name})",
-                    lambda: _check_inputs(inputs_from_bytes(payload, f"case-{index}.{name}")[0]))
-    return {**figures.result(), "formats": names}
+        payload, path = mutate_bytes(seeds[name], rng, header_bytes(name)), file_name(index, name)
+        figures.run(f"{kind} case {index} ({name})", lambda: _check_inputs(inputs_from_bytes(payload, path)[0]))
+    return {**figures.result(), "formats" if kind == "images" else "kinds": names}
+
+
+def fuzz_images(cases: int, seed: int) -> dict:
+    """Mutated pictures of every format, as `lenet predict` reads them."""
+    return _fuzz_files("images", picture_seeds(), cases, seed, lambda name: 64,
+                       lambda index, name: f"case-{index}.{name}")
 
 
 # --- idx and .npy -------------------------------------------------------------------------------------
@@ -186,16 +191,9 @@ def array_seeds() -> dict[str, bytes]:
 
 
 def fuzz_idx(cases: int, seed: int) -> dict:
-    """Mutated IDX and .npy files (header mostly) through preprocess.inputs_from_bytes."""
-    from lenet.preprocess import inputs_from_bytes
-    rng, figures, seeds = random.Random(seed), Figures(), array_seeds()
-    names = sorted(seeds)
-    for index in range(cases):
-        name = names[index % len(names)]
-        payload = mutate_bytes(seeds[name], rng, header_bytes=128 if name.startswith("npy") else 20)
-        file_name = f"case-{index}.npy" if name.startswith("npy") else f"case-{index}-idx3-ubyte"
-        figures.run(f"idx case {index} ({name})", lambda: _check_inputs(inputs_from_bytes(payload, file_name)[0]))
-    return {**figures.result(), "kinds": names}
+    """Mutated IDX and .npy files (header mostly), as `lenet predict` reads them."""
+    return _fuzz_files("idx", array_seeds(), cases, seed, lambda name: 128 if name.startswith("npy") else 20,
+                       lambda index, name: f"case-{index}.npy" if name.startswith("npy") else f"case-{index}-idx3-ubyte")
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------
@@ -204,7 +202,6 @@ CHECKPOINT_STEP = 4
 _STEM = f"{CHECKPOINT_STEP:08d}"
 _SIDECAR, _WEIGHTS, _STATE, _RECIPE = f"model-{_STEM}.json", f"model-{_STEM}.safetensors", \
     f"state-{_STEM}.safetensors", "recipe.json"
-
 
 def make_model_dir(directory: Path) -> None:
     """A model directory of checkpoint CHECKPOINT_STEP: LeNet-5 with momentum (optimizer tensors) and an

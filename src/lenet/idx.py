@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import tokenize
 import zlib
 from pathlib import Path
@@ -51,15 +52,6 @@ def gunzip_if_needed(raw: bytes, name: str, max_bytes: int = MAX_UNPACKED_BYTES)
     return b"".join(chunks)
 
 
-def _elements(shape: tuple[int, ...]) -> int:
-    """The number of elements of SHAPE, in Python integers: four dimensions of 65,536 would wrap to 0
-    in int64 (numpy's own product)."""
-    elements = 1
-    for size in shape:
-        elements *= size
-    return elements
-
-
 def is_idx(raw: bytes) -> bool:
     """Whether RAW (uncompressed) is an IDX file: bytes 00 00, a type code, a dimension count and
     dimensions that account for its length exactly. Two zero bytes alone are not enough: ICO, TGA
@@ -67,8 +59,9 @@ def is_idx(raw: bytes) -> bool:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or not 1 <= raw[3] <= MAX_IDX_DIMENSIONS:
         return False
     header_bytes = 4 + 4 * raw[3]
+    # math.prod of Python integers: numpy's int64 product of four dimensions of 65,536 wraps to 0.
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(raw[3]))
-    return len(raw) >= header_bytes and len(raw) == header_bytes + _elements(shape) * np.dtype(_IDX_DTYPES[raw[2]]).itemsize
+    return len(raw) >= header_bytes and len(raw) == header_bytes + math.prod(shape) * np.dtype(_IDX_DTYPES[raw[2]]).itemsize
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -83,7 +76,7 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(raw) < header_bytes:
         raise LenetError(f"{name}: IDX header truncated ({len(raw)} bytes, needs {header_bytes})")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = header_bytes + _elements(shape) * dtype.itemsize
+    expected = header_bytes + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise LenetError(f"{name}: IDX data length {len(raw)} bytes does not match dimensions "
                          f"{'x'.join(map(str, shape))} ({expected} bytes expected)")
@@ -106,7 +99,7 @@ def parse_npy(raw: bytes, name: str = "<bytes>") -> np.ndarray:
         raise LenetError(f"{name}: not a valid .npy array ({type(error).__name__}: {error})"[:300]) from None
     if dtype.hasobject or dtype.itemsize == 0:
         raise LenetError(f"{name}: not a valid .npy array (dtype {dtype}: arrays of numbers only, nothing is unpickled)")
-    offset, elements = stream.tell(), _elements(shape)
+    offset, elements = stream.tell(), math.prod(shape)
     if len(raw) - offset != elements * dtype.itemsize:
         raise LenetError(f"{name}: .npy data length {len(raw) - offset} bytes does not match its shape "
                          f"{shape} ({elements * dtype.itemsize} bytes expected)")
