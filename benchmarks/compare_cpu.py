@@ -3,7 +3,7 @@
 Runs benchmarks/throughput.py and the baselines in benchmarks/baselines/ as child processes, in
 alternation for --rounds rounds (so that a noisy machine hurts them alike), and prints one JSON
 object: each implementation's median train and inference images/s (lenet's also through its ONNX
-export in onnxruntime), its test accuracy after the same number of steps, and lenet's ratio to each.
+export in onnxruntime), its test accuracy after the same number of steps, and lenet's ratio to each, with the CPU kind (family, model, vector flags) it ran on.
 
 Usage: LENET_DATA_DIR=... python benchmarks/compare_cpu.py [--steps 300] [--rounds 3] [--variants fp32,compile]
        [--infer-batch 1000] [--tf-python .venv-tf/bin/python]
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from machine import cpu_model
+from machine import cpu_kind
 
 HERE = Path(__file__).resolve().parent
 # lenet's execution settings (benchmarks/throughput.py options); bf16 pays only on CPUs with AMX or AVX512-BF16.
@@ -88,10 +88,10 @@ def main() -> None:
             if "infer_onnx_images_per_s" in summary[ours]:
                 ratio["infer_onnx"] = round(summary[ours]["infer_onnx_images_per_s"]
                                             / summary[theirs]["infer_images_per_s"], 2)
-    first = next(iter(results.values()))[0]
+    lenet_run = next(runs[0] for name, runs in results.items() if name.startswith("lenet-"))
     print(json.dumps({"model": "tutorial-cnn", "batch_size": 100, "infer_batch": args.infer_batch,
                       "steps": args.steps, "rounds": args.rounds,
-                      "machine": f"{cpu_model()}, {first.get('threads', '?')} threads",
+                      "machine": {**cpu_kind(), "threads": lenet_run["threads"]},
                       "results": summary, "ratios": ratios, "notes": notes}))
 
 

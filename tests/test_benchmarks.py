@@ -92,6 +92,18 @@ def test_compare_cpu_puts_lenet_beside_the_pytorch_baseline(mnist, tmp_path):
     assert ratio["train"] == round(ours["train_images_per_s"] / theirs["train_images_per_s"], 2)
     assert ratio["infer_onnx"] == round(ours["infer_onnx_images_per_s"] / theirs["infer_images_per_s"], 2)
     assert "make bench-setup" in result["notes"][0]  # no TensorFlow here: said, not silently dropped
+    # Which implementation wins depends on the CPU kind, so the figures carry it.
+    assert {"cpu_family", "cpu_model_number", "cpu_flags", "torch_cpu_capability", "threads"} <= set(result["machine"])
+
+
+def test_bf16_inference_gives_the_classes_of_fp32(mnist_model_dir):
+    model_dir, _ = mnist_model_dir
+    result = _run("bf16_agreement.py", "--model-dir", str(model_dir), "--images", "500")
+    assert result["test_images"] == 500
+    assert result["different_classes"] == round((1 - result["same_class_fraction"]) * 500)
+    assert result["same_class_fraction"] >= 0.99  # rounding moves only near-ties
+    assert 0 < result["max_abs_logit_difference"] < 1  # bf16 did run: the logits differ, a little
+    assert abs(result["bf16_test_accuracy"] - result["fp32_test_accuracy"]) <= 0.01
 
 
 def test_benchmark_options_named_in_the_readme_exist(capsys, monkeypatch):
