@@ -66,6 +66,10 @@ def process_group(distributed: Distributed, device: "torch.device", timeout_s: f
         # Small votes (stop now?) go through gloo on the CPU, so they never wait for the GPU.
         votes = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None
         yield Group(distributed, votes)
+        # Leave together: a rank that went on to tear down its gloo connections while rank 0 was still
+        # evaluating and saving aborted at exit ("terminate called without an active exception",
+        # SIGABRT), failing a run that had finished. After an error there is no barrier to wait for.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
