@@ -72,7 +72,8 @@ def test_train_eval_resume_through_the_command_line(tmp_path, mnist, capsys):
     assert err.splitlines()[0].endswith("for 60 steps on cpu, resuming from step 40") and "step 60:" in err
     result = json.loads(out)  # with --json, stdout holds only the result; the log lines go to stderr
     assert result["step"] == 60
-    assert main(["eval", "--model-dir", model_dir, "--split", "validation", "--json"]) == 0
+    # fp32: the arithmetic training evaluated in (auto would be bf16 on a CPU with bf16 arithmetic).
+    assert main(["eval", "--model-dir", model_dir, "--split", "validation", "--json", "--precision", "fp32"]) == 0
     evaluation = json.loads(capsys.readouterr().out)
     assert {"accuracy", "loss", "step", "split", "per_class", "confusion", "top_5_accuracy"} <= set(evaluation)
     assert evaluation["step"] == 60 and evaluation["split"] == "validation"
@@ -249,6 +250,7 @@ def test_a_fashion_mnist_model_names_its_classes_and_refuses_mnist(fashion_model
     assert main(["eval", "--model-dir", model_dir, "--dataset", "mnist"]) == 1
     assert capsys.readouterr().err.strip() == (f"lenet: error: {model_dir}: a model of fashion-mnist, given mnist "
                                                f"data; pass --dataset fashion-mnist")
-    assert main(["eval", "--model-dir", model_dir, "--no-tensorboard"]) == 0  # its own data set by default
+    # Its own data set by default; in fp32, the figure training reported.
+    assert main(["eval", "--model-dir", model_dir, "--no-tensorboard", "--precision", "fp32"]) == 0
     out = capsys.readouterr().out
     assert "    9 Ankle boot  " in out and f"accuracy {fashion_model_dir[1]['test_accuracy']:.4f}" in out

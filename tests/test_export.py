@@ -18,7 +18,7 @@ def onnx_file(mnist_model_dir, tmp_path_factory):
 
 
 def test_onnx_matches_pytorch_on_the_whole_test_set(mnist_model_dir, onnx_file, mnist):
-    from_dir = open_model(mnist_model_dir[0])
+    from_dir = open_model(mnist_model_dir[0], precision="fp32")  # the export is fp32
     inputs = mnist.test_images.float().div(255)
     expected = torch.from_numpy(from_dir.probabilities(inputs))
     predictor = open_model(onnx_file)
@@ -33,7 +33,8 @@ def test_onnx_matches_pytorch_on_the_whole_test_set(mnist_model_dir, onnx_file, 
 
 
 def test_predict_accepts_an_onnx_file_in_place_of_a_model_directory(mnist_model_dir, onnx_file, capsys):
-    assert main(["predict", "--model-dir", str(mnist_model_dir[0]), "examples/seven.png", "--json"]) == 0
+    assert main(["predict", "--model-dir", str(mnist_model_dir[0]), "examples/seven.png", "--json",
+                 "--precision", "fp32"]) == 0
     from_dir = json.loads(capsys.readouterr().out)
     assert main(["predict", "--model", str(onnx_file), "examples/seven.png", "--json"]) == 0
     from_onnx = json.loads(capsys.readouterr().out)
@@ -129,7 +130,7 @@ def test_unreadable_lenet_metadata_of_an_onnx_file_is_reported_as_unknown(tmp_pa
 
 
 def test_eval_of_an_onnx_file_matches_eval_of_its_model_directory(mnist_model_dir, onnx_file, capsys):
-    assert main(["eval", "--model-dir", str(mnist_model_dir[0]), "--json", "--no-tensorboard"]) == 0
+    assert main(["eval", "--model-dir", str(mnist_model_dir[0]), "--json", "--no-tensorboard", "--precision", "fp32"]) == 0
     from_dir = json.loads(capsys.readouterr().out)
     assert main(["eval", "--model", str(onnx_file), "--json"]) == 0
     from_onnx = json.loads(capsys.readouterr().out)

@@ -178,3 +178,37 @@ def test_pictures_starting_with_two_zero_bytes_are_read_as_pictures_not_idx(tmp_
     assert path.read_bytes()[:2] == b"\x00\x00"
     assert main(["predict", "--model-dir", str(synthetic_model_dir), "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["index"] is None  # one picture, not an array
+
+
+def test_inference_precision_auto_is_bf16_only_where_the_cpu_has_bf16_arithmetic(monkeypatch, mnist_model_dir, mnist):
+    import torch
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert open_model(mnist_model_dir[0]).precision == "fp32 (auto: no bf16 arithmetic on this CPU)"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    auto = open_model(mnist_model_dir[0])
+    assert auto.precision == "bf16 (auto: AVX512-BF16)"
+    fp32 = open_model(mnist_model_dir[0], precision="fp32")
+    assert fp32.precision == "fp32"
+    images = mnist.test_images[:1000]
+    rounded, exact = auto.logits(images), fp32.logits(images)
+    # bf16 rounds the products' inputs to 8 bits of mantissa: the logits move a little, the classes hardly.
+    assert rounded.dtype == np.float32 and 0 < np.abs(rounded - exact).max() < 0.5
+    assert (rounded.argmax(1) == exact.argmax(1)).mean() >= 0.99
+
+
+def test_an_onnx_file_refuses_bf16(mnist_model_dir, tmp_path, capsys):
+    from lenet.export import export_model
+    onnx_path = export_model(mnist_model_dir[0], "onnx", tmp_path / "m.onnx")
+    assert open_model(onnx_path).precision == "fp32 (onnxruntime)"
+    assert main(["predict", "--model", str(onnx_path), str(EXAMPLE), "--precision", "bf16"]) == 1
+    assert capsys.readouterr().err.strip() == (f"lenet: error: {onnx_path}: an ONNX file runs in fp32 (onnxruntime); "
+                                               f"drop --precision bf16")
+
+
+def test_eval_names_the_precision_it_used(mnist_model_dir, capsys):
+    assert main(["eval", "--model-dir", str(mnist_model_dir[0]), "--precision", "bf16", "--no-tensorboard"]) == 0
+    assert capsys.readouterr().out.startswith("step 300, bf16 on test (10000 images): accuracy 0.9")
+    assert main(["eval", "--model-dir", str(mnist_model_dir[0]), "--precision", "fp32", "--json",
+                 "--no-tensorboard"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "fp32"

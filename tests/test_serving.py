@@ -531,8 +531,8 @@ def test_a_nan_in_an_answer_is_a_json_500_that_says_so(synthetic_model_dir, monk
     import dataclasses
     import lenet.serving
 
-    def damaged(source, device):
-        model = open_model(source, device)
+    def damaged(source, device, precision):
+        model = open_model(source, device, precision=precision)
         model.info = dataclasses.replace(model.info, test_accuracy=float("nan"))
         return model
     monkeypatch.setattr(lenet.serving, "open_model", damaged)

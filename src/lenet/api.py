@@ -30,8 +30,9 @@ class Classifier:
     """
 
     def __init__(self, recipe: str | None = None, model_dir: str | Path = "runs/default",
-                 data_dir: str | Path | None = None, device: str = "cpu", **overrides):
+                 data_dir: str | Path | None = None, device: str = "cpu", precision: str = "auto", **overrides):
         self.model_dir = Path(model_dir)
+        self.precision = precision  # of evaluate(), predict() and read(): see inference.open_model
         self.recipe = resolve_recipe(self.model_dir, recipe, **overrides)
         self.device = resolve_device(device)
         self.data_dir = data_dir
@@ -51,8 +52,8 @@ class Classifier:
 
     def evaluate(self, split: str = "test", top_k: int = 5, tensorboard: bool = True, tta: bool = False) -> dict:
         """Loss, accuracy, top-k, per-class precision/recall and confusion of the newest checkpoint."""
-        return evaluate_model(open_model(self.model_dir, self.device), self.data, split, top_k, tensorboard,
-                              tta=tta)
+        model = open_model(self.model_dir, self.device, precision=self.precision)
+        return evaluate_model(model, self.data, split, top_k, tensorboard, tta=tta)
 
     def plot(self, out_dir: str | Path | None = None, image: str | Path | None = None) -> list[Path]:
         """The `lenet plot` pictures as PNG files (default MODEL_DIR/plots); returns their paths."""
@@ -63,7 +64,8 @@ class Classifier:
         (N, 28, 28) or (N, 784), uint8 0..255 or float 0..1. Use lenet.preprocess.image_to_input for
         arbitrary pictures (with the model's dataset), read() for numbers."""
         inputs = array_to_inputs(np.asarray(images), "images")
-        model = open_model(self.model_dir, self.device)  # the newest checkpoint, even if fit() ran since
+        # The newest checkpoint, even if fit() ran since.
+        model = open_model(self.model_dir, self.device, precision=self.precision)
         probabilities = model.probabilities(inputs)
         return probabilities.argmax(1), probabilities
 
@@ -75,4 +77,4 @@ class Classifier:
             payload, name = picture, "picture"
         else:
             payload, name = read_file_bytes(picture), str(picture)
-        return read_number(open_model(self.model_dir, self.device), payload, name, top_k)
+        return read_number(open_model(self.model_dir, self.device, precision=self.precision), payload, name, top_k)

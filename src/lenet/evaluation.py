@@ -73,7 +73,7 @@ def evaluate_model(model: LoadedModel | str | Path, data: Dataset, split: str = 
     model.check_data(data)
     check_held_out(model.source, model.info, split)
     images, labels = data.split(split)
-    result = {"step": model.info.step, "split": split, "tta": tta,
+    result = {"step": model.info.step, "split": split, "tta": tta, "precision": model.precision,
               **metrics_from_logits(model.logits(images, tta, progress), labels, top_k, model.info.classes)}
     if tensorboard and model.supports_tta:  # a model directory, which has an events directory
         write_eval_events(model.source, result)
@@ -94,13 +94,13 @@ def _distinct(members: list[str | Path]) -> list[Path]:
 
 def evaluate_ensemble(members: list[str | Path], data: Dataset, split: str = "test",
                       device: str | torch.device = "cpu", top_k: int | None = None, tta: bool = False,
-                      progress: Progress | None = None) -> dict:
+                      progress: Progress | None = None, precision: str = "auto") -> dict:
     """Metrics of the mean of several models' probabilities on one split, with each member's own
     accuracy and error count under "members", and "errors_of_every_member": how many images all
     members get wrong (averaging cannot fix those). A member is a model directory or an exported
     .onnx file (no TTA)."""
     # Every member is opened and checked before the first is evaluated.
-    models: list[LoadedModel] = [open_model(source, device) for source in _distinct(members)]
+    models: list[LoadedModel] = [open_model(source, device, precision=precision) for source in _distinct(members)]
     top_k = check_top_k(top_k, models[0].num_classes, default=5)
     for model in models:
         model.check_data(data)

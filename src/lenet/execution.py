@@ -81,7 +81,8 @@ def resolve_precision(execution: Execution, device: "torch.device") -> tuple[Exe
         return execution, execution.precision
     hardware = bf16_hardware(device)
     chosen = "bf16" if hardware else "fp32"
-    reason = f"bf16 (auto: {hardware})" if hardware else "fp32 (auto: no bf16 arithmetic on this CPU)"
+    where = "this GPU" if device.type == "cuda" else "this CPU"
+    reason = f"bf16 (auto: {hardware})" if hardware else f"fp32 (auto: no bf16 arithmetic on {where})"
     return dataclasses.replace(execution, precision=chosen), reason
 
 

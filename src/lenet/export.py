@@ -75,7 +75,7 @@ def export_model(model_dir: str | Path, fmt: str, path: str | Path) -> Path:
     if fmt == "onnx" and not is_onnx_file(path):  # predict, eval, ensemble and serve go by the suffix
         raise LenetError(f"{path}: an ONNX export's name must end in .onnx, "
                          f"which tells lenet it from a model directory")
-    model = open_model(model_dir)
+    model = open_model(model_dir, precision="fp32")  # an export holds the fp32 weights
     network = model.network("export")
     exporter = {"onnx": export_onnx, "pt2": export_program, "torchscript": export_torchscript}[fmt]
     path = Path(path)

@@ -373,12 +373,14 @@ def _prediction(inputs: np.ndarray, probabilities: np.ndarray, k: int, include_i
     return results
 
 
-def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu") -> Starlette:
-    """The app serving a model directory's newest checkpoint, or an exported .onnx file."""
-    model = open_model(source, device)
+def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu",
+               precision: str = "auto") -> Starlette:
+    """The app serving a model directory's newest checkpoint, or an exported .onnx file, in PRECISION
+    (see inference.open_model)."""
+    model = open_model(source, device, precision=precision)
     dataset, classes = model.info.dataset, model.info.classes
     # The page draws digits for a model of digits, and takes a picture to classify for any other.
-    info = model.info.to_dict() | {"reads_digits": reads_digits(dataset)}
+    info = model.info.to_dict() | {"reads_digits": reads_digits(dataset), "precision": model.precision}
     worker = InferenceWorker(model.probabilities, limits.max_batch)
 
     def handler(batch: bool):
@@ -494,12 +496,12 @@ class BoundedProtocol(H11Protocol):
 
 
 def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
-          device: str = "cpu") -> None:
+          device: str = "cpu", precision: str = "auto") -> None:
     """Run the app on uvicorn until interrupted."""
     import uvicorn
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise LenetError(f"--port must be between 0 and 65535, got {port}")
-    app = create_app(source, limits, device)
+    app = create_app(source, limits, device, precision)
     # Keep-alive connections idle for 5 s are closed; a header over h11's 16 KiB default is refused.
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5,
                 http=functools.partial(BoundedProtocol, limits=limits))
