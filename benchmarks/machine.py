@@ -6,6 +6,7 @@ every figure carries the kind it was measured on.
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -42,5 +43,7 @@ def cpu_kind() -> dict:
 
 
 def describe(device: str = "cpu") -> dict:
-    return {**cpu_kind(), "threads": torch.get_num_threads(),
+    # The load average shows another process on the machine: two processes each with as many
+    # threads as cores can run 10x slower than one (OpenMP threads wait on descheduled peers).
+    return {**cpu_kind(), "threads": torch.get_num_threads(), "load_average_1min": round(os.getloadavg()[0], 2),
             "gpu": torch.cuda.get_device_name() if device == "cuda" else None, "torch": torch.__version__}
