@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lenet.serving import Limits, create_app
+from lenet.serving.app import create_app
+from lenet.serving.limits import Limits
 
 HANG_S = 10.0
 LIMITS = Limits(max_body_bytes=200_000, max_image_pixels=1_000_000, max_batch=8)
@@ -241,9 +242,9 @@ def _random_case(rng: random.Random, pictures: dict[str, bytes], seven: bytes) -
                      headers=[(b"content-type", b"image/png")], expect={413})
     if kind == 10:  # bad paths and methods
         method = rng.choice(["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "POST", "BREW", "get", ""])
-        path = rng.choice(["/predict", "/predict/", "/predict/batch/x", "/Predict", "/", "//", "/static/../serving.py",
-                           "/static/%2e%2e/serving.py", "/static/", "/static/app.js", "/health", "/model", "/read",
-                           "/" + "a" * 5000, "/\x00", "/é", "/%"])
+        path = rng.choice(["/predict", "/predict/", "/predict/batch/x", "/Predict", "/", "//",
+                           "/static/../serving/app.py", "/static/%2e%2e/serving/app.py", "/static/", "/static/app.js",
+                           "/health", "/model", "/read", "/" + "a" * 5000, "/\x00", "/é", "/%"])
         return _Case(method=method, path=path, body=rng.choice([b"", seven]),
                      headers=[(b"content-type", b"image/png")])
     if kind == 11:  # content types, headers of no meaning or too many

@@ -21,7 +21,9 @@ from PIL import Image, ImageDraw
 
 from lenet.inference import open_model
 from lenet.preprocess import image_to_input
-from lenet.serving import InferenceWorker, Limits, create_app
+from lenet.serving.app import create_app
+from lenet.serving.limits import Limits
+from lenet.serving.worker import InferenceWorker
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"))
 from fuzz_requests import asgi_request, fuzz_requests  # noqa: E402
@@ -529,13 +531,13 @@ def test_json_images_of_anything_but_numbers_get_a_400(app, cell):
 def test_a_nan_in_an_answer_is_a_json_500_that_says_so(synthetic_model_dir, monkeypatch):
     # The loader refuses NaN metadata; this is the encoder's own guard, should any NaN get past it.
     import dataclasses
-    import lenet.serving
+    import lenet.serving.app
 
     def damaged(source, device, precision):
         model = open_model(source, device, precision=precision)
         model.info = dataclasses.replace(model.info, test_accuracy=float("nan"))
         return model
-    monkeypatch.setattr(lenet.serving, "open_model", damaged)
+    monkeypatch.setattr(lenet.serving.app, "open_model", damaged)
     status, answer = _ask(create_app(synthetic_model_dir), "/model", method="GET", content_type=None)
     assert status == 500 and "NaN" in answer["error"]
 

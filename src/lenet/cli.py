@@ -364,7 +364,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serving import Limits, serve
+    from .serving.app import serve
+    from .serving.limits import Limits
     limits = Limits(args.max_body_bytes, args.max_image_pixels, args.max_batch,
                     request_timeout_s=args.request_timeout_s, max_connections=args.max_connections)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
