@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lenet.inference import open_model
-from lenet.preprocess import image_to_input
+from lenet.pictures.inputs import image_to_input
 from lenet.serving import InferenceWorker, Limits, create_app
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"))

@@ -43,7 +43,8 @@ from .errors import ImageTooLarge, LenetError
 from .datasets import reads_digits
 from .inference import check_top_k, open_model
 from .predict import read_number_result, top_k
-from .preprocess import NumberInputs, array_to_inputs, check_reads_numbers, image_to_input, image_to_number_inputs
+from .pictures.inputs import array_to_inputs, check_reads_numbers, image_to_input
+from .pictures.numbers import NumberInputs, image_to_number_inputs
 
 STATIC_DIR = Path(__file__).parent / "static"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
