@@ -148,9 +148,9 @@ def picture_seeds() -> dict[str, bytes]:
 
 
 def _fuzz_files(kind: str, seeds: dict[str, bytes], cases: int, seed: int, header_bytes, file_name) -> dict:
-    """Mutated SEEDS (HEADER_BYTES(name) of each mostly edited) read by preprocess.inputs_from_bytes, as
+    """Mutated SEEDS (HEADER_BYTES(name) of each mostly edited) read by pictures.inputs.inputs_from_bytes, as
     `lenet predict` reads a file named FILE_NAME(index, name)."""
-    from lenet.preprocess import inputs_from_bytes
+    from lenet.pictures.inputs import inputs_from_bytes
     rng, figures, names = random.Random(seed), Figures(), sorted(seeds)
     for index in range(cases):
         name = names[index % len(names)]

@@ -7,7 +7,7 @@ paper, coloured ink and paper, stroke thickened or thinned, rotated by up to 15 
 noise (sigma 3-12 grey levels of 255), blur, a lighting gradient, JPEG at quality 20-90, a stray
 speck or a ruled line across the picture (both kept off the digit) — and all of them mixed (each
 degradation present at random, one stroke change at most, one of speck and line at most). Every
-picture is encoded (PNG, or JPEG for the JPEG sets), then read by lenet.preprocess exactly as
+picture is encoded (PNG, or JPEG for the JPEG sets), then read by lenet.pictures exactly as
 `lenet predict` reads a file. Accuracy is reported per set, beside the same model's accuracy on
 the clean test arrays and on the same digits' arrays, and as a ratio to the clean accuracy.
 
@@ -16,7 +16,7 @@ The clean-input check (`--clean-pngs N`): the first N test images saved as 28x28
 
 Numbers (`--numbers N` strings per length): 3-6 test digits side by side with random spacing (a
 share of neighbours touching or overlapping), size and slant, on paper of either polarity with
-mild noise, read by lenet.preprocess.image_to_number_inputs and lenet.predict.read_number_result
+mild noise, read by lenet.pictures.numbers.image_to_number_inputs and lenet.predict.read_number_result
 (what `lenet predict --number` runs);
 the exact-string accuracy per length.
 
@@ -41,12 +41,13 @@ from lenet.data import load_dataset
 from lenet.errors import LenetError
 from lenet.inference import open_model
 from lenet.predict import read_number_result
-from lenet.preprocess import image_to_input, image_to_number_inputs
+from lenet.pictures.inputs import image_to_input
+from lenet.pictures.numbers import image_to_number_inputs
 
 DEGRADATIONS = ("polarity", "colour", "thick", "thin", "rotation", "noise", "blur", "gradient", "jpeg",
                 "speck", "line")
 SETS = ("canvas", *DEGRADATIONS, "mixed")
-MNIST_STROKE_PX = 2.66  # MNIST's median stroke width in the 28x28 field (see lenet.preprocess)
+MNIST_STROKE_PX = 2.66  # MNIST's median stroke width in the 28x28 field (see lenet.pictures.digits)
 DRAWING_PX = 224        # the size at which a digit's strokes are changed and it is turned
 
 

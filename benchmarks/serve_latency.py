@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lenet.inference import open_model
-from lenet.preprocess import image_to_input
+from lenet.pictures.inputs import image_to_input
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seven.png"
 

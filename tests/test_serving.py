@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lenet.inference import open_model
-from lenet.preprocess import image_to_input
+from lenet.pictures.inputs import image_to_input
 from lenet.serving.app import create_app
 from lenet.serving.limits import Limits
 from lenet.serving.worker import InferenceWorker

@@ -16,7 +16,7 @@ from .files import read_file_bytes
 from .inference import open_model
 from .plots import plot_model_dir
 from .predict import read_number
-from .preprocess import array_to_inputs
+from .pictures.inputs import array_to_inputs
 from .training import train
 
 
@@ -61,7 +61,7 @@ class Classifier:
 
     def predict(self, images: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Classes (N,) and probabilities (N, classes) for images in the data set's form: (28, 28),
-        (N, 28, 28) or (N, 784), uint8 0..255 or float 0..1. Use lenet.preprocess.image_to_input for
+        (N, 28, 28) or (N, 784), uint8 0..255 or float 0..1. Use lenet.pictures.inputs.image_to_input for
         arbitrary pictures (with the model's dataset), read() for numbers."""
         inputs = array_to_inputs(np.asarray(images), "images")
         # The newest checkpoint, even if fit() ran since.

@@ -38,7 +38,7 @@ ONNX_INFERENCE_BATCH = 1000  # onnxruntime keeps its own memory pool
 
 INPUT_FORMAT = ("images: float32 (N, 1, 28, 28), white ink on black, pixel / 255 in [0, 1], the digit "
                 "normalized as MNIST (longer side 20 px, centred by centre of mass in 28x28; "
-                "`lenet predict` and lenet.preprocess do this); output logits: float32 (N, 10), "
+                "`lenet predict` and lenet.pictures do this); output logits: float32 (N, 10), "
                 "softmax gives the probabilities of classes 0-9")
 
 
@@ -49,7 +49,7 @@ def input_format(dataset: str, classes: tuple[str, ...]) -> str:
     picture = ("the item normalized as Fashion-MNIST (background trimmed, longer side 28 px, centred, light on "
                "dark)" if dataset == "fashion-mnist" else "as the data set's IDX images")
     return (f"images: float32 (N, 1, 28, 28), pixel / 255 in [0, 1], {picture}; `lenet predict` and "
-            f"lenet.preprocess do this; output logits: float32 (N, {len(classes)}), softmax gives the "
+            f"lenet.pictures do this; output logits: float32 (N, {len(classes)}), softmax gives the "
             f"probabilities of the classes in lenet.classes")
 
 

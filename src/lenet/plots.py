@@ -19,7 +19,7 @@ from .evaluation import confusion_matrix
 from .inference import open_model
 from .layers import AvgPool2d, Conv2d, MaxPool2d
 from .models import eval_mode
-from .preprocess import read_inputs
+from .pictures.inputs import read_inputs
 from .tensorboard import (GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY, labelled_grid, mistake_caption,
                           read_training_scalars)
 

@@ -12,7 +12,9 @@ from PIL import Image
 from .errors import LenetError
 from .files import atomic_write_bytes, read_file_bytes
 from .inference import LoadedModel, check_top_k
-from .preprocess import MAX_IMAGE_PIXELS, NumberInputs, check_reads_numbers, image_to_number_inputs, read_inputs
+from .pictures.decode import MAX_IMAGE_PIXELS
+from .pictures.inputs import check_reads_numbers, read_inputs
+from .pictures.numbers import NumberInputs, image_to_number_inputs
 
 
 def top_k(probabilities: np.ndarray, k: int) -> list[list[tuple[int, float]]]:

@@ -18,7 +18,8 @@ from ..datasets import reads_digits
 from ..errors import LenetError
 from ..inference import open_model
 from ..predict import read_number_result, top_k
-from ..preprocess import NumberInputs, check_reads_numbers
+from ..pictures.inputs import check_reads_numbers
+from ..pictures.numbers import NumberInputs
 from .connections import BoundedProtocol
 from .decoding import BadRequest, include_input_param, read_request_inputs, read_request_number, top_k_param
 from .limits import Limits

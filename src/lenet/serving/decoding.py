@@ -19,7 +19,8 @@ from starlette.requests import ClientDisconnect, Request
 
 from ..errors import ImageTooLarge, LenetError
 from ..inference import check_top_k
-from ..preprocess import NumberInputs, array_to_inputs, image_to_input, image_to_number_inputs
+from ..pictures.inputs import array_to_inputs, image_to_input
+from ..pictures.numbers import NumberInputs, image_to_number_inputs
 from .limits import Limits
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..errors import LenetError
-from ..preprocess import MAX_IMAGE_PIXELS
+from ..pictures.decode import MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from lenet.errors import ImageTooLarge, LenetError
 from lenet.inference import open_model
-from lenet.preprocess import (array_to_inputs, image_to_input, image_to_number_inputs, normalize_digit, normalize_item,
-                              normalize_picture, read_inputs)
+from lenet.pictures.clothes import normalize_item
+from lenet.pictures.digits import normalize_digit
+from lenet.pictures.inputs import array_to_inputs, image_to_input, normalize_picture, read_inputs
+from lenet.pictures.numbers import image_to_number_inputs
 
 
 def draw_seven(size=(300, 300), box=(60, 40, 240, 260), ink=0, paper=255, mode="L"):
@@ -158,13 +160,13 @@ def test_degraded_pictures_normalize_like_the_clean_one(kind):
 
 
 def test_a_thin_pen_comes_out_as_thick_as_mnist_strokes():
-    from lenet.ink import stroke_width
+    from lenet.pictures.ink import stroke_width
     digit = image_to_input(png_bytes(draw_zero(width=3)), "thin.png")
     assert 2.0 <= stroke_width(digit > 0.5) <= 3.6  # MNIST: median 2.66 px, 5th-95th percentile 2.05-4.1
 
 
 def test_components_are_eight_connected_and_numbered_in_reading_order():
-    from lenet.ink import label_components
+    from lenet.pictures.ink import label_components
     mask = np.array([[1, 0, 0, 1, 1],
                      [0, 1, 0, 0, 1],
                      [0, 0, 0, 1, 1],

@@ -1,7 +1,7 @@
 """Finding the ink in a picture: the paper's shading taken away, the ink's side and a threshold
-chosen from the picture's own noise, and the marks as connected components (used by preprocess).
+chosen from the picture's own noise, and the marks as connected components (used by digits and numbers).
 
-numpy and Pillow only, for the start-up time of `lenet predict` (see preprocess).
+numpy and Pillow only, for the start-up time of `lenet predict` (see lenet.pictures).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .errors import LenetError
+from ..errors import LenetError
 
 # Pictures are reduced by area averaging until the longer side is at most this many pixels before the
 # ink is looked for: it bounds the work for a 12-megapixel photo and averages its sensor noise away,
