@@ -52,7 +52,7 @@ def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, monkeypatch):
 def test_every_recipe_field_is_an_option():
     from dataclasses import fields
 
-    from lenet.cli import build_parser
+    from lenet.cli.parser import build_parser
     from lenet.recipes import Recipe
     help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     for f in fields(Recipe):
@@ -165,14 +165,20 @@ def test_plot_into_a_path_under_a_file_is_a_one_line_error(synthetic_model_dir, 
     assert len(err.splitlines()) == 1 and err.startswith("lenet: error:") and str(a_file) in err
 
 
+def test_every_subcommand_of_the_parser_runs_a_command():
+    from lenet.cli.commands import COMMANDS
+    from lenet.cli.parser import build_parser
+    assert set(build_parser()._subparsers._group_actions[0].choices) == set(COMMANDS)
+
+
 def test_commands_and_options_named_in_help_texts_and_readme_exist():
     import re
     from pathlib import Path
 
-    from lenet.cli import build_parser
+    from lenet.cli.parser import build_parser
     commands = build_parser()._subparsers._group_actions[0].choices
     pages = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
-    sources = [*pages, *Path("src/lenet").glob("*.py")]
+    sources = [*pages, *Path("src/lenet").rglob("*.py")]
     # `lenet COMMAND ...` in backticks, and the pages' indented command lines (before any # comment).
     mentions = [(source.name, command, rest) for source in sources
                 for command, rest in re.findall(r"`lenet ([a-z-]+)([^`]*)`", source.read_text())]
