@@ -46,6 +46,21 @@ def test_evaluate_checkpoint_reports_step_and_split(synthetic_model_dir, synthet
     assert sum(map(sum, result["confusion"])) == len(synthetic.val_labels)
 
 
+def test_top_k_is_checked_once_per_evaluation(synthetic_model_dir, synthetic, monkeypatch):
+    import lenet.evaluation
+    checked = []
+    check = lenet.evaluation.check_top_k
+    monkeypatch.setattr(lenet.evaluation, "check_top_k", lambda *args, **kwargs: checked.append(args) or
+                        check(*args, **kwargs))
+    assert "top_2_accuracy" in evaluate_model(synthetic_model_dir, synthetic, top_k=2, tensorboard=False)
+    assert checked == [(2, 10)]
+    checked.clear()
+    assert "top_5_accuracy" in evaluate_ensemble([synthetic_model_dir], synthetic)
+    assert checked == [(None, 10)]
+    with pytest.raises(LenetError, match="--top-k must be from 1 to 10, got 11"):
+        evaluate_model(synthetic_model_dir, synthetic, top_k=11, tensorboard=False)
+
+
 def test_cpu_inference_runs_in_small_batches_with_the_same_logits(synthetic_model_dir, synthetic):
     model, _ = load_model(synthetic_model_dir)
     images = synthetic.test_images

@@ -8,7 +8,8 @@ from lenet.checkpoint import load_model
 from lenet.cli import main
 from lenet.export import export_model
 from lenet.errors import LenetError
-from lenet.inference import INPUT_FORMAT, OnnxModel, open_model
+from lenet.inference import OnnxModel, open_model
+from lenet.model_info import INPUT_FORMAT
 
 
 @pytest.fixture(scope="module")

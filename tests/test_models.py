@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from lenet.errors import LenetError
-from lenet.models import build_model, l2_weights, list_models, register
+from lenet.models import build_model, l2_weights, list_models, model_device, register
 from lenet.summary import summarize
 
 
@@ -28,6 +28,17 @@ def test_every_model_takes_the_number_of_classes_of_its_data_set(name):
     last = [m for m in ten.modules() if isinstance(m, nn.Linear)][-1]
     assert sum(p.numel() for p in ten.parameters()) - sum(p.numel() for p in four.parameters()) == \
         6 * (last.in_features + 1)
+
+
+def test_a_summary_says_the_input_shape_its_output_shapes_follow_from():
+    summary = summarize(build_model("lenet5"))
+    assert summary["input_shape"] == [1, 28, 28] and summary["layers"][0]["output_shape"] == [6, 28, 28]
+
+
+def test_model_device_is_where_the_parameters_are():
+    assert model_device(build_model("mlp")) == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert model_device(build_model("mlp").cuda()).type == "cuda"
 
 
 def test_lenet5_parameters_and_connections_match_seed_000():

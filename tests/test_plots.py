@@ -63,3 +63,24 @@ def test_an_mlp_gets_curves_and_confusion_and_a_note_instead_of_feature_maps(syn
 def test_summary_png_draws_the_architecture(tmp_path, capsys):
     assert main(["summary", "tutorial-cnn", "--png", str(tmp_path / "arch.png")]) == 0
     _check_png(tmp_path / "arch.png", min_width=600)
+
+
+def test_plot_opens_the_model_once(synthetic_model_dir, synthetic, tmp_path, monkeypatch, capsys):
+    import lenet.inference
+    import lenet.plots
+    opened = []
+    real_open_model = lenet.inference.open_model
+
+    def counting(*args, **kwargs):
+        opened.append(args[0])
+        return real_open_model(*args, **kwargs)
+    monkeypatch.setattr(lenet.inference, "open_model", counting)
+    monkeypatch.setattr(lenet.plots, "open_model", counting)
+    monkeypatch.setattr("lenet.data.load_dataset", lambda *args, **kwargs: _with_wrong_labels(synthetic))
+    assert main(["plot", "--model-dir", str(synthetic_model_dir), "--out", str(tmp_path)]) == 0
+    assert [p.rsplit("/", 1)[1] for p in capsys.readouterr().out.split()] == \
+        ["training-curves.png", "confusion.png", "confident-mistakes.png"]
+    assert opened == [str(synthetic_model_dir)]
+    opened.clear()
+    paths, _ = plot_model_dir(real_open_model(synthetic_model_dir), _with_wrong_labels(synthetic), tmp_path / "again")
+    assert opened == [] and [p.parent for p in paths] == [tmp_path / "again"] * 3

@@ -2,6 +2,7 @@ import dataclasses
 import subprocess
 import sys
 import math
+import threading
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -9,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import synthetic_mnist
 from lenet.evaluation import evaluate_model
 from lenet.recipes import get_recipe, override
-from lenet.tensorboard import GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY
+from lenet.tensorboard import GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY, TrainingEvents
 from lenet.training import train
 
 
@@ -107,3 +108,21 @@ def test_a_full_disk_under_tensorboard_is_one_line_naming_the_events_directory(m
     assert lines[-1] == (f"lenet: error: {model_dir / 'events' / 'train'}: cannot write TensorBoard events "
                          f"(No space left on device); free some space or run with --no-tensorboard")
     assert len(lines) == 1
+
+
+def test_importing_lenet_tensorboard_leaves_the_threading_excepthook_alone():
+    # In a fresh interpreter: this one has imported lenet.tensorboard long ago.
+    code = ("import threading; before = threading.excepthook; import lenet.tensorboard; "
+            "print(threading.excepthook is before)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_the_writer_threads_failures_are_kept_quiet_only_while_the_events_are_open(tmp_path):
+    before = threading.excepthook
+    events = TrainingEvents(tmp_path, 0)
+    try:
+        assert threading.excepthook is not before
+    finally:
+        events.close()
+    assert threading.excepthook is before

@@ -30,7 +30,7 @@ from torch import nn
 from .errors import LenetError
 from .files import atomic_write_bytes, check_finite_weights, read_file_bytes, read_json, write_json
 from .datasets import default_classes
-from .models import build_model
+from .models import build_model, model_device
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
 
 try:
@@ -337,7 +337,7 @@ def restore_resume_state(checkpoint: Checkpoint, tensors: dict[str, torch.Tensor
         _check_optimizer_state(state, optimizer)
         _check_param_groups(checkpoint.optimizer["param_groups"], optimizer)
         optimizer.load_state_dict({"state": state, "param_groups": checkpoint.optimizer["param_groups"]})
-        device = next(model.parameters()).device
+        device = model_device(model)
         if _rank_key(_RNG_CPU, rank) in tensors:
             _check_rng_state(tensors[_rank_key(_RNG_CPU, rank)], torch.get_rng_state(), _rank_key(_RNG_CPU, rank))
             torch.set_rng_state(tensors[_rank_key(_RNG_CPU, rank)])

@@ -102,7 +102,10 @@ class Group:
         if not self.distributed:
             return model
         from torch.nn.parallel import DistributedDataParallel
-        device_ids = [model_device(model).index] if model_device(model).type == "cuda" else None
+
+        from .models import model_device
+        device = model_device(model)
+        device_ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
 
     def sum(self, tensor: "torch.Tensor") -> "torch.Tensor":
@@ -130,7 +133,3 @@ class Group:
         states = [state.clone() for _ in range(self.world_size)]
         dist.all_gather(states, state, group=self._votes)
         return states
-
-
-def model_device(model: "nn.Module") -> "torch.device":
-    return next(model.parameters()).device

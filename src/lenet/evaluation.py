@@ -31,8 +31,13 @@ def metrics_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor,
                         classes: tuple[str, ...] | None = None) -> dict:
     """Loss, accuracy, top-k accuracy (k 5 by default), per-class precision/recall and the confusion
     matrix; each class named by CLASSES (by default its number)."""
+    return _metrics(logits, labels, check_top_k(top_k, logits.shape[1], default=5), classes)
+
+
+def _metrics(logits: torch.Tensor | np.ndarray, labels: torch.Tensor, top_k: int,
+             classes: tuple[str, ...] | None) -> dict:
+    """metrics_from_logits for a TOP_K its caller has checked."""
     logits, labels = torch.as_tensor(logits).float().cpu(), labels.cpu()
-    top_k = check_top_k(top_k, logits.shape[1], default=5)
     classes = classes or tuple(str(c) for c in range(logits.shape[1]))
     if not torch.isfinite(logits).all():  # NaN weights would otherwise "predict" class 0 at 9.8%
         raise LenetError("the model's outputs hold NaN or infinite values (damaged weights?)")
@@ -74,7 +79,7 @@ def evaluate_model(model: LoadedModel | str | Path, data: Dataset, split: str = 
     check_held_out(model.source, model.info, split)
     images, labels = data.split(split)
     result = {"step": model.info.step, "split": split, "tta": tta, "precision": model.precision,
-              **metrics_from_logits(model.logits(images, tta, progress), labels, top_k, model.info.classes)}
+              **_metrics(model.logits(images, tta, progress), labels, top_k, model.info.classes)}
     if tensorboard and model.supports_tta:  # a model directory, which has an events directory
         write_eval_events(model.source, result)
     return result
@@ -123,7 +128,7 @@ def evaluate_ensemble(members: list[str | Path], data: Dataset, split: str = "te
     # The log of the mean probability, without underflow (see batched_logits' TTA).
     mean_log_probability = torch.logsumexp(torch.stack(log_probabilities), 0) - math.log(len(models))
     return {"split": split, "tta": tta, "members": results, "errors_of_every_member": int(wrong_by_all.sum()),
-            **metrics_from_logits(mean_log_probability, labels, top_k, models[0].info.classes)}
+            **_metrics(mean_log_probability, labels, top_k, models[0].info.classes)}
 
 
 def watch_checkpoints(model_dir: str | Path, poll_s: float = 5.0, split: str = "test") -> Iterator[int]:

@@ -2,7 +2,7 @@
 
 Every format takes float32 images (N, 1, 28, 28) with a dynamic batch dimension and returns logits
 (N, classes): 10 for MNIST; what the input must look like, the data set and its class names are written
-into the file's metadata (inference.export_properties).
+into the file's metadata (onnx_format.export_properties).
 Running an exported ONNX file is inference.open_model's job. torch is imported by the exporters:
 the CLI reads FORMATS to build its options, and `lenet --help` must not wait for torch to load.
 """
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from .errors import LenetError
 from .files import atomic_write_bytes
-from .inference import export_properties, is_onnx_file, open_model
+from .inference import is_onnx_file, open_model
+from .onnx_format import export_properties
 
 if TYPE_CHECKING:
     from torch import nn

@@ -39,6 +39,11 @@ def build_model(name: str, **overrides) -> nn.Module:
     return _REGISTRY[name](**overrides)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device MODEL's parameters are on (a network lives on one)."""
+    return next(model.parameters()).device
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """MODEL in eval mode (dropout off, BatchNorm on its running statistics) for the block, then back

@@ -16,9 +16,9 @@ from torch import nn
 
 from .errors import LenetError
 from .evaluation import confusion_matrix
-from .inference import open_model
+from .inference import LoadedModel, open_model
 from .layers import AvgPool2d, Conv2d, MaxPool2d
-from .models import eval_mode
+from .models import eval_mode, model_device
 from .pictures.inputs import read_inputs
 from .tensorboard import (GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY, labelled_grid, mistake_caption,
                           read_training_scalars)
@@ -146,7 +146,7 @@ def feature_maps(model: nn.Module, image: torch.Tensor) -> list[tuple[str, torch
              for name, module in model.named_modules() if isinstance(module, FEATURE_MAP_LAYERS)]
     try:
         with eval_mode(model):
-            model(image.reshape(1, 1, 28, 28).to(next(model.parameters()).device))
+            model(image.reshape(1, 1, 28, 28).to(model_device(model)))
     finally:
         for hook in hooks:
             hook.remove()
@@ -179,7 +179,7 @@ def feature_map_plots(model: nn.Module, image: torch.Tensor, out_dir: Path, prog
 def architecture_diagram(summary: dict, title: str, path: Path) -> Path:
     """A left-to-right chain of blocks (see summary.summarize): type, name, output shape, parameters."""
     plt = _pyplot()
-    blocks = [{"name": "input", "type": "Input", "output_shape": summary.get("input_shape", [1, 28, 28]),
+    blocks = [{"name": "input", "type": "Input", "output_shape": summary["input_shape"],
                "params": 0}] + summary["layers"]
     colours = {"Input": "#dddddd", "Conv2d": "#8ecae6", "MaxPool2d": "#ffb703", "AvgPool2d": "#ffb703",
                "Linear": "#90be6d"}
@@ -203,17 +203,18 @@ def architecture_diagram(summary: dict, title: str, path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_model_dir(model_dir: str | Path, data, out_dir: str | Path | None = None, image: str | Path | None = None,
-                   device: str = "cpu", progress=None) -> tuple[list[Path], list[str]]:
-    """All pictures of a model directory's newest checkpoint: (written PNG paths, notes on what was skipped).
+def plot_model_dir(model: LoadedModel | str | Path, data, out_dir: str | Path | None = None,
+                   image: str | Path | None = None, device: str = "cpu", progress=None) -> tuple[list[Path], list[str]]:
+    """All pictures of a model directory's checkpoint: (written PNG paths, notes on what was skipped).
 
-    DATA is the model's data set (test split for the confusion matrix and mistakes); IMAGE, a picture
-    or .npy/IDX file whose first image's feature maps are drawn (a picture normalized for the model's set).
+    MODEL comes from open_model, or is a source to open on DEVICE (its newest checkpoint). DATA is the
+    model's data set (test split for the confusion matrix and mistakes); IMAGE, a picture or .npy/IDX
+    file whose first image's feature maps are drawn (a picture normalized for the model's set).
     """
-    model_dir = Path(model_dir)
+    loaded = model if isinstance(model, LoadedModel) else open_model(model, device)
+    network, info = loaded.network("lenet plot"), loaded.info
+    model_dir = loaded.source
     out_dir = Path(out_dir) if out_dir else model_dir / "plots"
-    loaded = open_model(model_dir, device)
-    model, info = loaded.network("lenet plot"), loaded.info
     loaded.check_data(data)
     inputs = read_inputs(image, info.dataset)[0][0] if image else None  # fail on a bad image before drawing anything
     paths, notes = [], []
@@ -231,10 +232,10 @@ def plot_model_dir(model_dir: str | Path, data, out_dir: str | Path | None = Non
         paths.append(mistakes)
     else:
         notes.append("no test image is misclassified: no mistakes to draw")
-    if first_conv(model) is None:
+    if first_conv(network) is None:
         notes.append(f"{info.model} has no convolution layers: no filters or feature maps to draw")
         return paths, notes
-    paths.append(filters_plot(model, out_dir / "filters.png"))
+    paths.append(filters_plot(network, out_dir / "filters.png"))
     if inputs is not None:
-        paths.extend(feature_map_plots(model, torch.from_numpy(inputs), out_dir, progress))
+        paths.extend(feature_map_plots(network, torch.from_numpy(inputs), out_dir, progress))
     return paths, notes

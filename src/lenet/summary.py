@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .layers import AvgPool2d, Conv2d, MaxPool2d
+from .models import model_device
 
 _LAYER_TYPES = (Conv2d, MaxPool2d, AvgPool2d, nn.Linear)
 
@@ -24,7 +25,8 @@ def _connections(layer: nn.Module, output: torch.Tensor) -> int:
 
 @torch.no_grad()
 def summarize(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> dict:
-    """{"layers": [{"name", "type", "output_shape", "params", "connections"}], "total_params", ...}."""
+    """{"input_shape", "layers": [{"name", "type", "output_shape", "params", "connections"}], "total_params",
+    "total_connections"} of MODEL run on one input of INPUT_SHAPE (C, H, W)."""
     layers: list[dict] = []
     hooks = []
     for name, module in model.named_modules():
@@ -38,13 +40,12 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> d
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
-        model(torch.zeros(1, *input_shape, device=device))
+        model(torch.zeros(1, *input_shape, device=model_device(model)))
     finally:
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    return {"layers": layers,
+    return {"input_shape": list(input_shape), "layers": layers,
             "total_params": sum(p.numel() for p in model.parameters()),
             "total_connections": sum(layer["connections"] for layer in layers)}
 

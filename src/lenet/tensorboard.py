@@ -12,6 +12,7 @@ import math
 import threading
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -91,20 +92,44 @@ def _writing(directory: Path):
                          f"free some space or run with --no-tensorboard") from None
 
 
+@contextlib.contextmanager
+def _quiet_writer_failures() -> Iterator[None]:
+    """For the block, a threading.excepthook that says nothing of a TensorBoard writer thread's OSError
+    (lenet reports it as one line, see _writing) and passes every other thread's exception to the hook
+    it replaced. Only while lenet writes events: the process's hook is its owner's otherwise."""
+    previous = threading.excepthook
+
+    def hook(args):
+        writer_thread = type(args.thread).__module__.startswith("tensorboard.")
+        if not (writer_thread and isinstance(args.exc_value, OSError)):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        if threading.excepthook is hook:  # a hook installed since then is left in place
+            threading.excepthook = previous
+
+
 class TrainingEvents:
     """Writes one training run's events; resuming at START_STEP hides events logged after it earlier.
 
     A failed write (a full disk) is a one-line LenetError naming the events directory. SummaryWriter
-    writes from a thread, whose failure reaches the training loop at its next call; the thread's own
-    traceback is kept quiet (_quiet_writer_failures), since the loop reports the error.
+    writes from a thread, whose failure reaches the training loop at its next call; from opening to
+    close() the thread's own traceback is kept quiet (_quiet_writer_failures), since the loop reports
+    the error.
     """
 
     def __init__(self, model_dir: str | Path, start_step: int):
         self.directory = train_events_dir(model_dir)
-        with _writing(self.directory):
-            # purge_step makes TensorBoard drop events at or after the resume step from earlier
-            # files, so an interrupted-and-resumed run shows one clean curve.
-            self.writer = SummaryWriter(str(self.directory), purge_step=start_step or None)
+        with contextlib.ExitStack() as quiet:  # kept until close(), given back at once if opening fails
+            quiet.enter_context(_quiet_writer_failures())
+            with _writing(self.directory):
+                # purge_step makes TensorBoard drop events at or after the resume step from earlier
+                # files, so an interrupted-and-resumed run shows one clean curve.
+                self.writer = SummaryWriter(str(self.directory), purge_step=start_step or None)
+            self._quiet = quiet.pop_all()
 
     def graph(self, model: nn.Module, example: torch.Tensor) -> None:
         """The network as TensorBoard's graph view (traced once, in eval mode)."""
@@ -141,28 +166,18 @@ class TrainingEvents:
                     self.writer.add_histogram(f"gradients/{name}", parameter.grad.float().cpu(), step)
 
     def close(self) -> None:
-        with _writing(self.directory):
-            self.writer.close()
-
-
-def _quiet_writer_failures(previous_hook):
-    """A threading.excepthook that says nothing of a TensorBoard writer thread's OSError (the
-    training loop reports it as one line) and passes every other thread's exception to PREVIOUS_HOOK."""
-    def hook(args):
-        writer_thread = type(args.thread).__module__.startswith("tensorboard.")
-        if not (writer_thread and isinstance(args.exc_value, OSError)):
-            previous_hook(args)
-    return hook
-
-
-threading.excepthook = _quiet_writer_failures(threading.excepthook)
+        try:
+            with _writing(self.directory):
+                self.writer.close()  # joins the writer thread: no failure of it is left to come
+        finally:
+            self._quiet.close()
 
 
 def write_eval_events(model_dir: str | Path, result: dict) -> Path:
     """An evaluation result (see evaluation.evaluate_checkpoint) as scalars at its checkpoint's step."""
     # Test-time-augmented results get their own run, so the two curves are not mixed.
     run_dir = Path(model_dir) / EVENTS_DIR / f"eval-{result['split']}{'-tta' if result.get('tta') else ''}"
-    with _writing(run_dir), SummaryWriter(str(run_dir)) as writer:
+    with _quiet_writer_failures(), _writing(run_dir), SummaryWriter(str(run_dir)) as writer:
         for key, value in result.items():
             if key == "loss" or key == "accuracy" or key.startswith("top_"):
                 writer.add_scalar(f"eval/{key}", value, result["step"])
