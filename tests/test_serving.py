@@ -22,9 +22,7 @@ from PIL import Image, ImageDraw
 from lenet.inference import open_model
 from lenet.preprocess import image_to_input
 from lenet.serving import InferenceWorker, Limits, create_app
-
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"))
-from fuzz_requests import asgi_request, fuzz_requests  # noqa: E402
+from lenet.testing.fuzz_requests import asgi_request, fuzz_requests
 
 MAX_BODY = 300_000
 MAX_PIXELS = 1_000_000
