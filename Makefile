@@ -33,7 +33,7 @@ train: $(BIN)/lenet
 test: $(BIN)/lenet
 	$(BIN)/python -m pytest
 
-# TensorFlow for the side-by-side baselines only (benchmarks/compare_cpu.py); lenet never imports it.
+# TensorFlow for the side-by-side baselines only (benchmarks/speed/compare_cpu.py); lenet never imports it.
 bench-setup:
 	$(PYTHON) -m venv .venv-tf
 	.venv-tf/bin/pip install --quiet tensorflow-cpu==2.21.0

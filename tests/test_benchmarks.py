@@ -1,4 +1,5 @@
-"""The benchmark scripts run end to end (a few steps each) and print the JSON they promise."""
+"""The benchmark scripts run end to end (a few steps each) and print the JSON they promise; their own
+functions are read from the scripts by path (runpy), as the scripts are run."""
 
 import json
 import re
@@ -6,10 +7,16 @@ import runpy
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _script(script: str) -> SimpleNamespace:
+    """The names SCRIPT defines, run by path without its `__main__` block."""
+    return SimpleNamespace(**runpy.run_path(str(BENCHMARKS / script)))
 
 
 def _run(script: str, *args: str) -> dict:
@@ -19,7 +26,7 @@ def _run(script: str, *args: str) -> dict:
 
 
 def test_speedrun_reports_each_seed_and_the_mean(mnist, tmp_path):
-    result = _run("speedrun.py", "--recipe", "fast", "--steps", "6", "--seeds", "2", "--target", "0.5",
+    result = _run("speed/speedrun.py", "--recipe", "fast", "--steps", "6", "--seeds", "2", "--target", "0.5",
                   "--model", "bn-cnn-wide", "--keep", str(tmp_path))
     accuracies = [run["test_accuracy"] for run in result["runs"]]
     assert [run["seed"] for run in result["runs"]] == [0, 1] and result["steps"] == 6
@@ -30,8 +37,8 @@ def test_speedrun_reports_each_seed_and_the_mean(mnist, tmp_path):
 
 
 def test_reproduce_reports_each_recipe_with_its_validation_curve(mnist, tmp_path):
-    completed = subprocess.run([sys.executable, str(BENCHMARKS / "reproduce.py"), "--recipes", "mlp-ema,cnn-adam",
-                                "--steps", "20", "--out-dir", str(tmp_path)],
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / "accuracy" / "reproduce.py"),
+                                "--recipes", "mlp-ema,cnn-adam", "--steps", "20", "--out-dir", str(tmp_path)],
                                capture_output=True, text=True, timeout=300, check=True)
     results = [json.loads(line) for line in completed.stdout.strip().splitlines()]
     assert [r["recipe"] for r in results] == ["mlp-ema", "cnn-adam"]
@@ -44,24 +51,20 @@ def test_reproduce_reports_each_recipe_with_its_validation_curve(mnist, tmp_path
 
 
 def test_throughput_measures_training_and_inference(mnist):
-    result = _run("throughput.py", "--recipe", "fast", "--model", "mlp", "--steps", "10")
+    result = _run("speed/throughput.py", "--recipe", "fast", "--model", "mlp", "--steps", "10")
     assert result["model"] == "mlp" and result["train_images_per_s"] > 0 and result["infer_images_per_s"] > 0
     assert result["infer_onnx_images_per_s"] > 0  # the same weights exported and run by onnxruntime
     assert result["precision"] == "fp32" and result["channels_last"] is True and result["cpu"]
 
 
 def test_conv_kernels_reports_each_kernel_after_checking_they_agree():
-    result = _run("conv_kernels.py", "--batch", "4", "--repeats", "1")
+    result = _run("speed/conv_kernels.py", "--batch", "4", "--repeats", "1")
     assert set(result["gflop_per_s"]) == {"torch_nchw", "torch_channels_last", "onnxruntime", "torch_mm_2048"}
     assert all(rate > 0 for rate in result["gflop_per_s"].values()) and result["batch"] == 4
 
 
 def test_pytorch_baseline_is_the_tutorial_network_with_its_initialization():
-    sys.path.insert(0, str(BENCHMARKS / "baselines"))
-    try:
-        import torch_dataloader as baseline
-    finally:
-        sys.path.pop(0)
+    baseline = _script("baselines/torch_dataloader.py")
     from lenet.models import build_model
     ours = dict(build_model("tutorial-cnn").named_parameters())
     theirs = [p for p in baseline.build_model().parameters()]
@@ -80,12 +83,12 @@ def test_pytorch_baseline_trains_and_reports(mnist):
 
 
 def test_compare_cpu_puts_lenet_beside_the_pytorch_baseline(mnist, tmp_path):
-    command = [sys.executable, str(BENCHMARKS / "compare_cpu.py"), "--rounds", "1", "--variants", "fp32",
+    command = [sys.executable, str(BENCHMARKS / "speed" / "compare_cpu.py"), "--rounds", "1", "--variants", "fp32",
                "--infer-batch", "500", "--tf-python", str(tmp_path / "no-tensorflow")]
     too_short = subprocess.run([*command, "--steps", "5"], capture_output=True, text=True, timeout=300)
     assert too_short.returncode != 0  # a failing child is named with its reason, not a traceback
     assert too_short.stderr.strip().splitlines()[-1].endswith("--steps must be more than 20, the untimed warm-up")
-    result = _run("compare_cpu.py", *command[2:], "--steps", "30")
+    result = _run("speed/compare_cpu.py", *command[2:], "--steps", "30")
     assert set(result["results"]) == {"lenet-fp32", "pytorch-dataloader"}
     ours, theirs = result["results"]["lenet-fp32"], result["results"]["pytorch-dataloader"]
     ratio = result["ratios"]["lenet-fp32 / pytorch-dataloader"]
@@ -98,7 +101,7 @@ def test_compare_cpu_puts_lenet_beside_the_pytorch_baseline(mnist, tmp_path):
 
 def test_bf16_inference_gives_the_classes_of_fp32(mnist_model_dir):
     model_dir, _ = mnist_model_dir
-    result = _run("bf16_agreement.py", "--model-dir", str(model_dir), "--images", "500")
+    result = _run("accuracy/bf16_agreement.py", "--model-dir", str(model_dir), "--images", "500")
     assert result["test_images"] == 500
     assert result["different_classes"] == round((1 - result["same_class_fraction"]) * 500)
     assert result["same_class_fraction"] >= 0.99  # rounding moves only near-ties
@@ -108,13 +111,13 @@ def test_bf16_inference_gives_the_classes_of_fp32(mnist_model_dir):
 
 def test_benchmark_options_named_in_the_readme_exist(capsys, monkeypatch):
     # The README's and docs' commands are how the GPU figures get measured: a wrong option costs a lent GPU's time.
-    pages = [BENCHMARKS.parent / "README.md", *sorted((BENCHMARKS.parent / "docs").glob("*.md"))]
+    pages = [BENCHMARKS.parent / "README.md", BENCHMARKS / "README.md",
+             *sorted((BENCHMARKS.parent / "docs").glob("*.md"))]
     readme = "\n".join(page.read_text() for page in pages)
     named: dict[str, set[str]] = {}
     for script, rest in re.findall(r"benchmarks/([a-z_/]+\.py)([^`|#\n]*)", readme):
         named.setdefault(script, set()).update(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest))
-    assert {"speedrun.py", "throughput.py", "reproduce.py", "compare_cpu.py"} <= set(named)
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    assert {"speed/speedrun.py", "speed/throughput.py", "accuracy/reproduce.py", "speed/compare_cpu.py"} <= set(named)
     for script, options in named.items():
         if script.startswith("baselines/tf_"):
             continue  # needs TensorFlow (its own environment, `make bench-setup`)
@@ -128,8 +131,8 @@ def test_benchmark_options_named_in_the_readme_exist(capsys, monkeypatch):
 
 def test_gpu_suite_dry_run_runs_every_part_and_its_checks_pass(mnist, tmp_path):
     # The GPU run is one call of a few lent minutes: every part's commands must work before it.
-    completed = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_suite.py"), "--dry-run", "--out", str(tmp_path)],
-                               capture_output=True, text=True, timeout=600, check=True)
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / "gpu" / "gpu_suite.py"), "--dry-run",
+                                "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, check=True)
     lines = [json.loads(line) for line in (tmp_path / "gpu_suite.jsonl").read_text().splitlines()]
     parts = {line["part"]: line for line in lines if line["event"] == "part"}
     assert list(parts) == ["checks", "fast", "tutorial-cnn", "best", "ensemble-3", "throughput", "best-more",
@@ -150,9 +153,8 @@ def test_gpu_suite_dry_run_runs_every_part_and_its_checks_pass(mnist, tmp_path):
     assert "PASS cuda-graph-bn-ema" in completed.stdout and (tmp_path / "gpu_suite_summary.txt").exists()
 
 
-def test_gpu_suite_plans_within_its_budget(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import gpu_suite
+def test_gpu_suite_plans_within_its_budget():
+    gpu_suite = _script("gpu/gpu_suite.py")
     part = {p.name: p for p in gpu_suite.PARTS}
     statuses = {"best": "ok", "best-more": "failed"}
     # An optional part starts only if its expected seconds fit; a required one runs until the deadline.
@@ -168,10 +170,9 @@ def test_gpu_suite_plans_within_its_budget(monkeypatch):
     assert gpu_suite.satisfies("2.13.0+cpu", ">=2.13,<2.14")
 
 
-def test_gpu_checks_tell_rounding_from_a_stale_batchnorm_buffer(monkeypatch):
+def test_gpu_checks_tell_rounding_from_a_stale_batchnorm_buffer():
     import torch
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import gpu_checks
+    gpu_checks = _script("gpu/gpu_checks.py")
     eager = {"raw.conv1.weight": torch.ones(4), "raw.bn1.running_var": torch.full((4,), 0.5),
              "raw.bn1.num_batches_tracked": torch.tensor(40)}
     control = {**eager, "raw.conv1.weight": torch.full((4,), 1.01)}  # a rounding-only change moved it 1%
@@ -185,7 +186,7 @@ def test_gpu_checks_tell_rounding_from_a_stale_batchnorm_buffer(monkeypatch):
 
 
 def test_predict_robustness_reports_every_set_numbers_and_the_clean_check(mnist, mnist_model_dir):
-    result = _run("predict_robustness.py", "--model", str(mnist_model_dir[0]), "--per-set", "4", "--mixed", "6",
+    result = _run("robustness/predict_robustness.py", "--model", str(mnist_model_dir[0]), "--per-set", "4", "--mixed", "6",
                   "--numbers", "2", "--clean-pngs", "8")
     assert list(result["sets"]) == ["canvas", "polarity", "colour", "thick", "thin", "rotation", "noise", "blur",
                                     "gradient", "jpeg", "speck", "line", "mixed"]
@@ -197,9 +198,8 @@ def test_predict_robustness_reports_every_set_numbers_and_the_clean_check(mnist,
     assert result["network"] == "tutorial-cnn" and 0.5 < result["clean_accuracy"] <= 1
 
 
-def test_throughput_rate_weighs_intervals_by_their_time_after_warm_up(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import throughput
+def test_throughput_rate_weighs_intervals_by_their_time_after_warm_up():
+    throughput = _script("speed/throughput.py")
     # Two warm-up intervals left out; of equal-sized intervals at 1,000 and 250 images/s, the run
     # took 1 s + 4 s per 1,000 images: 400 images/s, not the 625 an average of rates gives.
     assert throughput.steady_rate([50, 60, 1000, 250]) == pytest.approx(400)

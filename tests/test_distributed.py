@@ -146,8 +146,9 @@ def test_seeds_train_side_by_side_into_their_own_directories(tmp_path, capsys):
 
 def test_scaling_benchmark_reports_each_launch(mnist):
     benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
-    done = subprocess.run([sys.executable, str(benchmarks / "scaling.py"), "--recipe", "mlp-ema", "--steps", "5",
-                           "--ranks", "2", "--seeds", "0"], capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run([sys.executable, str(benchmarks / "speed" / "scaling.py"), "--recipe", "mlp-ema",
+                           "--steps", "5", "--ranks", "2", "--seeds", "0"],
+                          capture_output=True, text=True, timeout=300, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert [(r["launch"], r["ranks"]) for r in result["data_parallel"]] == [("lenet train", 1), ("torchrun", 2)]
     assert all(r["train_images_per_s"] > 0 and r["wall_s"] > 0 for r in result["data_parallel"])

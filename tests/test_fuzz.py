@@ -1,13 +1,9 @@
-"""Seeded, bounded fuzzing of the files lenet reads (benchmarks/fuzz_cases.py; larger counts: benchmarks/fuzz.py)."""
-
-import sys
-from pathlib import Path
+"""Seeded, bounded fuzzing of the files lenet reads (lenet.testing.fuzz_cases; larger counts:
+benchmarks/fuzzing/fuzz.py)."""
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-from fuzz_cases import CLASSES  # noqa: E402
+from lenet.testing.fuzz_cases import CLASSES
 
 # A few seconds per class on 2 CPU cores; the checkpoint class loads and resumes a model each case.
 CASES = {"images": 400, "idx": 1000, "checkpoints": 40}

@@ -255,7 +255,7 @@ def test_mnist_test_digits_as_pngs_read_like_the_arrays(mnist, mnist_model_dir):
     """The clean-input check on the first 500 test digits, both polarities. As 28x28 PNGs they come
     back as the arrays themselves, so as many are right, give or take one. Upscaled 4x they pass
     through two resamplings; this test's model (300 steps) is fragile to that, so it allows a point:
-    benchmarks/predict_robustness.py --clean-pngs 10000 measures a trained model (within 0.1 point)."""
+    benchmarks/robustness/predict_robustness.py --clean-pngs 10000 measures a trained model (within 0.1 point)."""
     model = open_model(mnist_model_dir[0])
     images, labels = mnist.test_images[:500].numpy(), mnist.test_labels[:500].numpy()
     right = int((model.probabilities(images.astype(np.float32) / 255).argmax(1) == labels).sum())
@@ -350,7 +350,7 @@ def test_too_large_pictures_raise_the_exception_the_server_answers_413_for():
 
 
 def test_a_float_picture_of_subnormal_values_is_no_ink_not_a_crash():
-    # Found by benchmarks/fuzz.py: a damaged SPIDER file whose pixels are 0 and ~2e-41 (paper and stroke 6e-43 apart); numpy cannot
+    # Found by benchmarks/fuzzing/fuzz.py: a damaged SPIDER file whose pixels are 0 and ~2e-41 (paper and stroke 6e-43 apart); numpy cannot
     # cut so narrow a range into 256 histogram bins for the ink threshold.
     stroke = np.full((28, 28), 2.4178e-41, np.float32)  # the paper
     stroke[5:23, 23:27] = 2.3542e-41  # the stroke

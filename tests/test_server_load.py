@@ -1,26 +1,23 @@
-"""A real `lenet serve` under 50 concurrent clients and under stalled ones (benchmarks/serve_load.py's
-helpers, with small counts and a 1 s read deadline so that it takes a few seconds)."""
+"""A real `lenet serve` under 50 concurrent clients and under stalled ones (lenet.testing.server, the harness
+benchmarks/speed/serve_load.py measures with, with small counts and a 1 s read deadline so that it takes a few
+seconds)."""
 
 import json
 import socket
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from serve_load import (HealthPoller, concurrent_clients, running_server, seconds_until_dropped,  # noqa: E402
-                        stalled_connection)
+from lenet.testing.server import (HealthPoller, concurrent_clients, running_server, seconds_until_dropped,
+                                  stalled_connection)
 
 TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 60
 # The suite shares 2 cores with other work: a stalled client must be gone within the deadline plus this.
-# /health's p99 is asserted against a bound that a loaded machine still meets; its quiet-machine figure
-# (under 50 ms) comes from benchmarks/serve_load.py and is in docs/serving.md.
+# /health's latency is not asserted here (every probe must be answered); benchmarks/speed/serve_load.py
+# measures it, and its figures are in docs/serving.md.
 DROP_SLACK_S = 2.0
-HEALTH_P99_BOUND_MS = 500
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +44,7 @@ def test_clients_stalled_in_headers_or_body_are_dropped_within_the_deadline_and_
     assert None not in dropped, dropped  # uvicorn alone holds each of them for ever
     assert max(dropped) < TIMEOUT_S + DROP_SLACK_S and min(dropped) > 0.5 * TIMEOUT_S, dropped
     figures = health.figures()
-    assert figures["health_failures"] == 0 and figures["health_requests"] >= 10
-    assert figures["health_p99_ms"] < HEALTH_P99_BOUND_MS, figures
+    assert figures["health_failures"] == 0 and figures["health_requests"] >= 10, figures
 
 
 def test_a_slow_client_within_the_deadline_is_answered(server):

@@ -24,9 +24,7 @@ from lenet.pictures.inputs import image_to_input
 from lenet.serving.app import create_app
 from lenet.serving.limits import Limits
 from lenet.serving.worker import InferenceWorker
-
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"))
-from fuzz_requests import asgi_request, fuzz_requests  # noqa: E402
+from lenet.testing.fuzz_requests import asgi_request, fuzz_requests
 
 MAX_BODY = 300_000
 MAX_PIXELS = 1_000_000

@@ -29,7 +29,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 # Images per inference batch. On the CPU, 100 keeps the largest activation of the widest network
 # (bn-cnn-wide: 64 x 28 x 28 floats, 200 KB per image) under glibc's 32 MB mmap threshold, so
 # batches reuse heap memory; at 1,000 every batch maps fresh pages from the kernel, and the page
-# faults took most of the time (`benchmarks/throughput.py --infer-batch 100` vs 1000).
+# faults took most of the time (`benchmarks/speed/throughput.py --infer-batch 100` vs 1000).
 CPU_INFERENCE_BATCH = 100
 GPU_INFERENCE_BATCH = 1000
 ONNX_INFERENCE_BATCH = 1000  # onnxruntime keeps its own memory pool

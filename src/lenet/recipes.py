@@ -190,7 +190,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 )}
 
 DEFAULT_RECIPE = "tutorial-cnn"
-# The recipes the tutorials themselves define (benchmarks/reproduce.py trains them); `fast` and
+# The recipes the tutorials themselves define (benchmarks/accuracy/reproduce.py trains them); `fast` and
 # `best` are lenet's own.
 SEED_RECIPES = ("mlp-ema", "tutorial-cnn", "lenet5", "deep-mnist", "cnn-adam", "layers-cnn")
 

@@ -191,10 +191,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from ..inference import open_model
     from ..plots import plot_model_dir
-    data = _load_data(args, None if args.dataset else _dataset_of(args.model_dir))
-    paths, notes = plot_model_dir(args.model_dir, data, args.out, args.image, args.device,
-                                  CountProgress("drawing feature maps (layers)", period_s=0))
+    model = open_model(args.model_dir, args.device)  # opened once: its data set is the default
+    paths, notes = plot_model_dir(model, _load_data(args, model.info.dataset), args.out, args.image,
+                                  progress=CountProgress("drawing feature maps (layers)", period_s=0))
     for note in notes:
         print(f"lenet: note: {note}", file=sys.stderr)
     for path in paths:
@@ -230,8 +231,3 @@ def _load_data(args: argparse.Namespace, dataset: str | None = None):
     from ..data import load_dataset
     return load_dataset(args.dataset or dataset or "mnist", args.data_dir, log=_log)
 
-
-def _dataset_of(source: str) -> str:
-    """The data set the model SOURCE (a model directory or an ONNX file) was trained on."""
-    from ..inference import open_model
-    return open_model(source).info.dataset

@@ -12,7 +12,7 @@ with the affine distortions and a moving average, as `best` has, at a twentieth 
                       counters equal to the steps run, BatchNorm statistics moved. Without --compile
                       it compares eager with eager: it then checks only its own plumbing.
 
-Usage: LENET_DATA_DIR=... python benchmarks/gpu_checks.py [--device cpu|cuda] [--steps 40] [--compile]
+Usage: LENET_DATA_DIR=... python benchmarks/gpu/gpu_checks.py [--device cpu|cuda] [--steps 40] [--compile]
        [--checks deterministic,resume,cuda-graph-bn-ema] [--work-dir DIR]
 """
 
@@ -33,7 +33,7 @@ from lenet.checkpoint import read_checkpoint
 from lenet.execution import Execution, resolve_device
 from lenet.recipes import override
 from lenet.training import train
-from machine import describe
+from lenet.testing.machine import describe
 
 CHECKS = ("deterministic", "resume", "cuda-graph-bn-ema")
 # The CUDA-graph check passes when every float tensor of the compiled run is within this factor of

@@ -1,11 +1,11 @@
 """Side by side on this machine: lenet vs idiomatic PyTorch vs TensorFlow graph mode vs Keras fit.
 
-Runs benchmarks/throughput.py and the baselines in benchmarks/baselines/ as child processes, in
+Runs benchmarks/speed/throughput.py and the baselines in benchmarks/baselines/ as child processes, in
 alternation for --rounds rounds (so that a noisy machine hurts them alike), and prints one JSON
 object: each implementation's median train and inference images/s (lenet's also through its ONNX
 export in onnxruntime), its test accuracy after the same number of steps, and lenet's ratio to each, with the CPU kind (family, model, vector flags) it ran on.
 
-Usage: LENET_DATA_DIR=... python benchmarks/compare_cpu.py [--steps 300] [--rounds 3] [--variants fp32,compile]
+Usage: LENET_DATA_DIR=... python benchmarks/speed/compare_cpu.py [--steps 300] [--rounds 3] [--variants fp32,compile]
        [--infer-batch 1000] [--tf-python .venv-tf/bin/python]
 TensorFlow runs from its own environment (`make bench-setup` creates .venv-tf); without it the
 TensorFlow rows are left out and say so.
@@ -20,10 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from machine import cpu_kind
+from lenet.testing.machine import cpu_kind
 
-HERE = Path(__file__).resolve().parent
-# lenet's execution settings (benchmarks/throughput.py options); bf16 pays only on CPUs with AMX or AVX512-BF16.
+BENCHMARKS = Path(__file__).resolve().parents[1]
+# lenet's execution settings (benchmarks/speed/throughput.py options); bf16 pays only on CPUs with AMX or AVX512-BF16.
 # The ONNX export is the same fp32 file whichever way the network was trained, so only fp32 times it.
 VARIANTS = {"fp32": [], "compile": ["--compile", "--no-onnx"], "bf16": ["--precision", "bf16", "--no-onnx"],
             "bf16-compile": ["--precision", "bf16", "--compile", "--no-onnx"]}
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--infer-batch", type=int, default=1000, help="images per inference batch, for all")
-    parser.add_argument("--tf-python", default=str(HERE.parent / ".venv-tf" / "bin" / "python"))
+    parser.add_argument("--tf-python", default=str(BENCHMARKS.parent / ".venv-tf" / "bin" / "python"))
     parser.add_argument("--variants", default="fp32,compile",
                         help=f"lenet settings to measure, comma-separated: {', '.join(VARIANTS)}")
     args = parser.parse_args()
@@ -51,18 +51,18 @@ def main() -> None:
         parser.error(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     shared_options = ["--steps", str(args.steps), "--infer-batch", str(args.infer_batch)]
     # The baselines first: when one refuses its options, it does so before lenet's runs take minutes.
-    commands = {"pytorch-dataloader": [sys.executable, str(HERE / "baselines" / "torch_dataloader.py"),
+    commands = {"pytorch-dataloader": [sys.executable, str(BENCHMARKS / "baselines" / "torch_dataloader.py"),
                                        *shared_options]}
     notes = []
     if Path(args.tf_python).exists():
         for mode in ("graph", "keras"):
-            commands[f"tensorflow-{mode}"] = [args.tf_python, str(HERE / "baselines" / "tf_tutorial_cnn.py"),
+            commands[f"tensorflow-{mode}"] = [args.tf_python, str(BENCHMARKS / "baselines" / "tf_tutorial_cnn.py"),
                                               "--mode", mode, *shared_options]
     else:
         notes.append(f"no TensorFlow environment at {args.tf_python}: run `make bench-setup`")
     for variant in args.variants.split(","):
-        commands[f"lenet-{variant}"] = [sys.executable, str(HERE / "throughput.py"), *shared_options,
-                                        *VARIANTS[variant]]
+        commands[f"lenet-{variant}"] = [sys.executable, str(BENCHMARKS / "speed" / "throughput.py"),
+                                        *shared_options, *VARIANTS[variant]]
     results: dict[str, list[dict]] = {name: [] for name in commands}
     for round_index in range(args.rounds):
         for name, command in commands.items():

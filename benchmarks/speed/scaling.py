@@ -7,7 +7,7 @@ and wall seconds (process start, data loading and rendezvous included); beside i
 `lenet train` process. Then --seeds independent runs side by side (`lenet train --seeds ...
 --parallel P`): their combined images/s over the wall time.
 
-Usage: LENET_DATA_DIR=... python benchmarks/scaling.py [--recipe tutorial-cnn] [--steps 300]
+Usage: LENET_DATA_DIR=... python benchmarks/speed/scaling.py [--recipe tutorial-cnn] [--steps 300]
        [--ranks 1,2] [--seeds 2] [--device cpu|cuda]
 """
 
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from lenet import get_recipe
-from machine import describe
+from lenet.testing.machine import describe
 
 
 def _run(command: list[str], threads: int | None) -> tuple[dict | None, float, str]:

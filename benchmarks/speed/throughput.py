@@ -9,7 +9,7 @@ precision, layout and compilation as training. On the CPU, inference is also mea
 the model exported to ONNX and run by onnxruntime (`lenet export --format onnx`, then `lenet
 predict`/`lenet serve`/`lenet eval` on the .onnx file): the same images and batches, logits out.
 
-Usage: LENET_DATA_DIR=... python benchmarks/throughput.py [--steps 300] [--device cpu|cuda]
+Usage: LENET_DATA_DIR=... python benchmarks/speed/throughput.py [--steps 300] [--device cpu|cuda]
        [--recipe tutorial-cnn] [--model NAME] [--precision fp32|bf16] [--compile] [--no-channels-last] [--no-onnx]
 """
 
@@ -32,7 +32,7 @@ from lenet.export import export_model
 from lenet.inference import open_model
 from lenet.recipes import override
 from lenet.training import train
-from machine import describe
+from lenet.testing.machine import describe
 
 
 def images_per_second(run_batch, batches: list, images: int, finish=lambda: None) -> float:

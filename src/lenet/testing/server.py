@@ -1,18 +1,11 @@
-"""`lenet serve` under load and under hostile clients on loopback; prints one JSON object.
+"""A real `lenet serve` on loopback and the clients that load it, stall it and poll its /health.
 
-Measures: N concurrent clients posting pictures (errors, requests/s, p50/p99); /health's latency while
-the server is idle, while stalled clients (in their headers or their bodies) hold connections, and
-while 4 clients post 3.9 MB JSON bodies; how long the stalled are held before being dropped; and the
-server's memory while 100 clients stall 4 MiB uploads.
-
-Usage: python benchmarks/serve_load.py --model-dir DIR [--clients 50] [--requests 400] [--request-timeout-s 2]
+benchmarks/speed/serve_load.py measures with these at scale; tests/test_server_load.py checks the same small.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import socket
 import subprocess
 import sys
@@ -24,8 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seven.png"
 
 
 def free_port() -> int:
@@ -87,7 +78,8 @@ def concurrent_clients(url: str, clients: int, requests: int, body: bytes, conte
 
 
 class HealthPoller:
-    """Asks GET /health every interval_s in a thread while the block runs; latencies_ms and failures after."""
+    """Asks GET /health every interval_s in a thread while the block runs; latencies_ms of the 200 answers and
+    failures (no answer, or another status) after."""
 
     def __init__(self, url: str, interval_s: float = 0.02):
         self.url, self.interval_s = url, interval_s
@@ -100,9 +92,14 @@ class HealthPoller:
         while not self._stop.is_set():
             start = time.perf_counter()
             try:
-                urllib.request.urlopen(self.url + "/health", timeout=5).read()
-                self.latencies_ms.append(1000 * (time.perf_counter() - start))
+                with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
+                    response.read()
+                    answered = response.status == 200
             except OSError:
+                answered = False
+            if answered:
+                self.latencies_ms.append(1000 * (time.perf_counter() - start))
+            else:
                 self.failures += 1
             self._stop.wait(self.interval_s)
 
@@ -161,55 +158,3 @@ def seconds_until_dropped(connections: list[socket.socket], give_up_s: float) ->
     for thread in threads:
         thread.join()
     return dropped
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", "--model", dest="model_dir", required=True)
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--request-timeout-s", type=float, default=2.0)
-    parser.add_argument("--stalled", type=int, default=300)
-    args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from machine import cpu_kind
-
-    result: dict = {"request_timeout_s": args.request_timeout_s, **cpu_kind()}
-    with running_server(args.model_dir, "--request-timeout-s", str(args.request_timeout_s)) as (url, process):
-        with HealthPoller(url) as idle:
-            time.sleep(2)
-        result["idle"] = idle.figures()
-        with HealthPoller(url) as loaded:
-            result["load"] = concurrent_clients(url, args.clients, args.requests, SAMPLE.read_bytes(), "image/png")
-        result["load"] |= loaded.figures()
-        with HealthPoller(url) as stalled_poller:
-            stalled = [stalled_connection(url, ("nothing", "headers", "body")[i % 3]) for i in range(args.stalled)]
-            dropped = seconds_until_dropped(stalled, give_up_s=args.request_timeout_s + 30)
-        held = [d for d in dropped if d is not None]
-        result["stalled"] = {"connections": args.stalled, "still_open": dropped.count(None),
-                             "held_max_s": round(max(held), 2) if held else None, **stalled_poller.figures()}
-        big_json = json.dumps({"image": [[0.123456789] * 28] * 10_700}).encode()  # 3.9 MB, under the 4 MiB limit
-        with HealthPoller(url) as json_poller:
-            json_load = concurrent_clients(url, 4, 40, big_json, "application/json")
-        result["json_3_9_mb"] = {"body_bytes": len(big_json), "requests": json_load["requests"],
-                                 "p50_ms": json_load["p50_ms"], **json_poller.figures()}
-        before = _rss_mb(process.pid)
-        uploads = [stalled_connection(url, "body", 4 * 1024 * 1024) for _ in range(100)]
-        time.sleep(min(1.0, args.request_timeout_s / 2))
-        peak = _rss_mb(process.pid)
-        seconds_until_dropped(uploads, give_up_s=args.request_timeout_s + 30)
-        time.sleep(1)
-        result["stalled_4_mib_uploads"] = {"uploads": 100, "rss_before_mb": round(before), "rss_held_mb": round(peak),
-                                           "rss_after_mb": round(_rss_mb(process.pid))}
-    print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -18,7 +18,7 @@ to check every command before a GPU's time is spent on it.
 Runs from the source tree with PYTHONPATH=src, installing nothing; a torch outside the package's
 pin is reported and used anyway. MNIST: --data-dir or $LENET_DATA_DIR (nothing is downloaded).
 
-Usage: LENET_DATA_DIR=gpu-data/mnist PYTHONPATH=src python3 benchmarks/gpu_suite.py [--out DIR]
+Usage: LENET_DATA_DIR=gpu-data/mnist PYTHONPATH=src python3 benchmarks/gpu/gpu_suite.py [--out DIR]
        [--dry-run] [--parts checks,fast,...] [--budget-s 420] [--deadline-s 540] [--work-dir DIR]
 """
 
@@ -42,7 +42,7 @@ import time
 import traceback
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parent
+BENCHMARKS = Path(__file__).resolve().parents[1]
 REPO = BENCHMARKS.parent
 SOURCE = REPO / "src"
 # A part's stdout line holding this key is the suite's own bookkeeping, not a benchmark's result.
@@ -103,17 +103,17 @@ def part_commands(name: str, dry_run: bool, work_dir: Path, recipes: list[str]) 
         return [["lenet", "ensemble", *dirs, "--tta", "--json", *device]]
 
     if name == "checks":
-        return [["gpu_checks.py", *device, *compiled, "--steps", "2" if dry_run else "40",
+        return [["gpu/gpu_checks.py", *device, *compiled, "--steps", "2" if dry_run else "40",
                  "--work-dir", str(work_dir / "checks")]]
     if name == "fast":
-        return [["speedrun.py", "--recipe", "fast", *seeds(5, 2), "--target", "0.99", *device,
+        return [["speed/speedrun.py", "--recipe", "fast", *seeds(5, 2), "--target", "0.99", *device,
                  "--precision", "bf16", *compiled, "--tta", *steps]]
     if name == "tutorial-cnn":
-        return [["reproduce.py", "--recipes", "tutorial-cnn", *device, *compiled,
+        return [["accuracy/reproduce.py", "--recipes", "tutorial-cnn", *device, *compiled,
                  "--out-dir", str(work_dir / "reproduce"), *steps]]
     if name in ("best", "best-more"):
         first = ["--first-seed", str(2 if dry_run else 3)] if name == "best-more" else []
-        return [["speedrun.py", "--recipe", "best", *(seeds(3, 2) if name == "best" else seeds(2, 1)), *first,
+        return [["speed/speedrun.py", "--recipe", "best", *(seeds(3, 2) if name == "best" else seeds(2, 1)), *first,
                  "--target", "0.997", *device, "--precision", "bf16", *compiled, "--tta",
                  "--keep", str(work_dir / "best"), *steps]]
     if name == "ensemble-3":
@@ -121,11 +121,11 @@ def part_commands(name: str, dry_run: bool, work_dir: Path, recipes: list[str]) 
     if name == "ensemble-5":
         return ensemble(3 if dry_run else 5)
     if name == "throughput":
-        return [["throughput.py", "--recipe", "tutorial-cnn", "--steps", "3" if dry_run else "300", *device,
+        return [["speed/throughput.py", "--recipe", "tutorial-cnn", "--steps", "3" if dry_run else "300", *device,
                  "--precision", precision, *([] if dry_run or not compile_ else ["--compile"]), "--no-onnx"]
                 for compile_ in (False, True) for precision in ("fp32", "bf16")]
     if name == "seed-recipes":
-        return [["reproduce.py", "--recipes", ",".join(recipes), *device, *compiled,
+        return [["accuracy/reproduce.py", "--recipes", ",".join(recipes), *device, *compiled,
                  "--out-dir", str(work_dir / "reproduce"), *steps]]
     raise ValueError(f"unknown part {name!r}")
 
@@ -167,7 +167,6 @@ def _subset_loader(load_dataset, sizes: tuple[int, int, int]):
 def run_child(spec: dict) -> int:
     """A part: run SPEC's commands one after another in this process; 1 if any failed. Each
     command's start and exit code are CONTROL lines on stdout, between which its output passes."""
-    sys.path.insert(0, str(BENCHMARKS))  # the scripts import machine.py from beside them
     if spec.get("subset"):
         # The scripts and the CLI take MNIST from lenet.data.load_dataset, looked up when they run:
         # replaced here, they see the dry run's few hundred images through their own code paths.

@@ -20,7 +20,7 @@ mild noise, read by lenet.pictures.numbers.image_to_number_inputs and lenet.pred
 (what `lenet predict --number` runs);
 the exact-string accuracy per length.
 
-Usage: LENET_DATA_DIR=... python benchmarks/predict_robustness.py --model DIR_OR_ONNX
+Usage: LENET_DATA_DIR=... python benchmarks/robustness/predict_robustness.py --model DIR_OR_ONNX
        [--per-set 1000] [--mixed 2000] [--numbers 200] [--clean-pngs 10000] [--seed 0]
 """
 

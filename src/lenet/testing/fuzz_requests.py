@@ -1,19 +1,17 @@
-"""Seeded malformed requests to the server app, called in-process (no sockets); prints one JSON object.
+"""Seeded malformed requests to the server app, called in-process (no sockets), and the figures of a run.
 
 Every request is built from a seeded generator: bad paths, methods, query strings, headers and content
 types; multipart bodies broken in every way; JSON of wrong types, shapes, sizes and nesting; damaged
 and truncated pictures of each format Pillow writes; huge declared lengths; bodies arriving in pieces.
 A case fails when the app raises (a traceback), answers 5xx, takes over HANG_S, or answers wrongly:
 a status other than the one the case must get, an error that is not one line of JSON, or a 200 whose
-probabilities, class or top_k do not add up.
-
-Usage: python benchmarks/fuzz_requests.py [--cases 2000] [--seed 0] [--model-dir DIR]
-(without --model-dir, a tiny MLP is trained for a few steps on noise: the answers' content does not matter)
+probabilities, class or top_k do not add up. benchmarks/fuzzing/fuzz.py --kind requests runs it at
+scale (without --model-dir it serves a tiny MLP trained for a few steps on noise: the answers' content
+does not matter); tests/test_serving.py runs it briefly.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import json
@@ -30,6 +28,7 @@ from PIL import Image, ImageDraw
 
 from lenet.serving.app import create_app
 from lenet.serving.limits import Limits
+from lenet.testing import SAMPLE_PNG
 
 HANG_S = 10.0
 LIMITS = Limits(max_body_bytes=200_000, max_image_pixels=1_000_000, max_batch=8)
@@ -292,7 +291,7 @@ def _answer_problem(case: _Case, status: int, headers: dict, body: bytes, num_cl
 
 async def _fuzz(app, cases: int, seed: int, num_classes: int) -> dict:
     rng = random.Random(seed)
-    seven = (Path(__file__).resolve().parent.parent / "examples" / "seven.png").read_bytes()
+    seven = SAMPLE_PNG.read_bytes()
     pictures = {f: _encoded(_digit_picture(random.Random(i)), f) for i, f in enumerate(FORMATS)}
     counts = {"cases": cases, "tracebacks": 0, "server_errors_5xx": 0, "hangs": 0, "wrong_answers": 0}
     examples: list[str] = []
@@ -340,16 +339,3 @@ def fuzz_requests(cases: int, seed: int, model_dir: str | Path | None = None) ->
         result = asyncio.run(run())
     return result | {"seconds": round(time.perf_counter() - start, 1)}
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model-dir", default=None)
-    args = parser.parse_args()
-    from machine import cpu_kind
-    print(json.dumps(fuzz_requests(args.cases, args.seed, args.model_dir) | {"seed": args.seed, **cpu_kind()}))
-
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,7 @@ Kernels: PyTorch's (oneDNN) in NCHW and in channels-last layout, onnxruntime's (
 `lenet export --format onnx`), and PyTorch's 2048x2048 matrix product as a reference. Each figure
 is the best of --repeats timed calls after one warm-up call.
 
-Usage: python benchmarks/conv_kernels.py [--batch 1000] [--repeats 7]
+Usage: python benchmarks/speed/conv_kernels.py [--batch 1000] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from machine import describe
+from lenet.testing.machine import describe
 
 CHANNELS_IN, CHANNELS_OUT, SIZE, KERNEL = 32, 64, 14, 5
 

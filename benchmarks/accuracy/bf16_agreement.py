@@ -6,7 +6,8 @@ accumulates in fp32, so the classes can change only where fp32's top two logits 
 agreement is a property of the rounding, not of the CPU's speed: on a CPU without bf16 arithmetic
 (oneDNN emulates it) the same classes come out, only slower.
 
-Usage: LENET_DATA_DIR=... python benchmarks/bf16_agreement.py --model-dir runs/tutorial-cnn [--images N] [--dataset mnist]
+Usage: LENET_DATA_DIR=... python benchmarks/accuracy/bf16_agreement.py --model-dir runs/tutorial-cnn
+       [--images N] [--dataset mnist]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from lenet import load_dataset
 from lenet.datasets import DATASET_NAMES
 from lenet.inference import CheckpointModel, batched_logits
-from machine import describe
+from lenet.testing.machine import describe
 
 
 def timed_logits(network: torch.nn.Module, images: torch.Tensor, bf16: bool) -> tuple[torch.Tensor, float]:

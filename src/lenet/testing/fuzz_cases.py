@@ -1,7 +1,7 @@
 """Seeded mutations of the files lenet reads, and the runs that feed them through the functions the CLI uses.
 
 Each class (`images`, `idx`, `checkpoints`) is a function `fuzz_<class>(cases, seed) -> dict` returning the
-figures benchmarks/fuzz.py prints: cases tried, tracebacks (an exception other than LenetError), hangs (a
+figures benchmarks/fuzzing/fuzz.py prints: cases tried, tracebacks (an exception other than LenetError), hangs (a
 case over CASE_LIMIT_S), wrong answers (an answer that cannot be right: a NaN or out-of-range input, a
 checkpoint accepted after a change lenet never writes). tests/test_fuzz.py runs the same functions briefly.
 """

@@ -2,7 +2,7 @@
 the training time (steps only: no process start, data loading, compilation or evaluation, each
 reported apart) and the test accuracy; prints one JSON object.
 
-Usage: LENET_DATA_DIR=... python benchmarks/speedrun.py [--recipe fast] [--seeds 5] [--target 0.99]
+Usage: LENET_DATA_DIR=... python benchmarks/speed/speedrun.py [--recipe fast] [--seeds 5] [--target 0.99]
        [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--steps N] [--model NAME] [--tta] [--keep DIR]
        [--dataset mnist|fashion-mnist|idx [--data-dir DIR]]
 --keep DIR keeps each run's model directory as DIR/seed-N (for `lenet ensemble DIR/seed-*`).
@@ -25,7 +25,7 @@ from lenet.evaluation import evaluate
 from lenet.recipes import override
 from lenet.execution import Execution, resolve_device
 from lenet.training import train
-from machine import describe
+from lenet.testing.machine import describe
 
 
 def one_run(recipe, model_dir: Path, data, device: str, execution: Execution, tta: bool) -> dict:

@@ -7,7 +7,7 @@ clock over --steps steps after --warmup ones (CPU kernels run synchronously, so 
 then the same steps under torch.profiler for the operators' own times. Inference: the evaluation
 network over --infer-batch test images, --steps passes.
 
-Usage: LENET_DATA_DIR=... python benchmarks/profile_cpu.py [--recipe tutorial-cnn] [--steps 30]
+Usage: LENET_DATA_DIR=... python benchmarks/speed/profile_cpu.py [--recipe tutorial-cnn] [--steps 30]
        [--infer-batch 100] [--precision fp32|bf16] [--no-channels-last]
 """
 
@@ -28,7 +28,7 @@ from lenet.augment import distort
 from lenet.data import BatchOrder, to_float
 from lenet.models import build_model, eval_mode, l2_weights
 from lenet.training import WeightAverage, add_l2_gradient, build_optimizer, ema_decay_at
-from machine import describe
+from lenet.testing.machine import describe
 
 PHASES = ("data", "forward and loss", "backward", "L2 gradient and optimizer", "weight average")
 

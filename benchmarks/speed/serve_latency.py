@@ -4,7 +4,8 @@ Reports requests/s and p50/p99 latency of POST /predict, and beside it (same run
 the latency of the same prediction made in-process through the library, so the HTTP overhead
 can be read off whatever the machine's speed.
 
-Usage: python benchmarks/serve_latency.py --model-dir DIR_OR_ONNX [--clients 8] [--requests 800] [--payload png|json]
+Usage: python benchmarks/speed/serve_latency.py --model-dir DIR_OR_ONNX [--clients 8] [--requests 800]
+       [--payload png|json]
 (an .onnx file made by `lenet export` is served and predicted by onnxruntime)
 """
 
@@ -12,28 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from lenet.inference import open_model
 from lenet.pictures.inputs import image_to_input
-
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seven.png"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from lenet.testing import SAMPLE_PNG
+from lenet.testing.server import free_port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,7 +41,7 @@ def main() -> None:
     parser.add_argument("--payload", choices=["png", "json"], default="png")
     args = parser.parse_args()
 
-    png = SAMPLE.read_bytes()
+    png = SAMPLE_PNG.read_bytes()
     if args.payload == "png":
         body, content_type = png, "image/png"
     else:

@@ -1,8 +1,9 @@
 """Train seed recipes with their full schedules and print one JSON object per recipe (accuracy, wall time).
 
-Usage: python benchmarks/reproduce.py [--recipes mlp-ema,lenet5,...] [--device cpu|cuda] [--out-dir runs/reproduce]
-       [--precision fp32|bf16] [--compile] [--steps N] [--dataset mnist|fashion-mnist|idx [--data-dir DIR]]
-The default is the six seed recipes (not `fast` and `best`, which benchmarks/speedrun.py measures).
+Usage: python benchmarks/accuracy/reproduce.py [--recipes mlp-ema,lenet5,...] [--device cpu|cuda]
+       [--out-dir runs/reproduce] [--precision fp32|bf16] [--compile] [--steps N]
+       [--dataset mnist|fashion-mnist|idx [--data-dir DIR]]
+The default is the six seed recipes (not `fast` and `best`, which benchmarks/speed/speedrun.py measures).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from lenet.datasets import DATASET_NAMES
 from lenet.recipes import SEED_RECIPES, override
 from lenet.execution import Execution
 from lenet.training import train
-from machine import describe
+from lenet.testing.machine import describe
 
 
 def main() -> None:
