@@ -11,7 +11,7 @@ def test_classifier_fits_evaluates_and_predicts_like_the_cli(tmp_path, synthetic
     result = clf.fit()
     assert result["step"] == 40
     evaluation = clf.evaluate("test")
-    assert evaluation["accuracy"] == result["test_accuracy"]
+    assert evaluation.metrics.accuracy == result["test_accuracy"]
     classes, probabilities = clf.predict(synthetic.test_images[:8].numpy())
     assert classes.shape == (8,) and probabilities.shape == (8, 10)
     assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
@@ -27,10 +27,11 @@ def test_classifier_reads_a_number_as_predict_number_does(tmp_path, mnist, mnist
     truth = _number_picture(mnist, [0, 1, 2], tmp_path / "n.png")
     clf = Classifier(model_dir=mnist_model_dir[0])
     result = clf.read(tmp_path / "n.png")
-    assert clf.read((tmp_path / "n.png").read_bytes())["number"] == result["number"]
+    assert clf.read((tmp_path / "n.png").read_bytes()).number == result.number
     (expected,) = read_number_files(open_model(mnist_model_dir[0]), [tmp_path / "n.png"])
-    assert result["number"] == expected["number"] and len(result["number"]) == len(truth)
-    assert [d["box"] for d in result["digits"]] == [d["box"] for d in expected["digits"]]
+    assert result.number == expected.number and len(result.number) == len(truth)
+    assert [d.box for d in result.digits] == [d.box for d in expected.digits]
+    assert result.to_json() == expected.to_json()  # the same answer, field for field
     import pytest
     from lenet import LenetError
     with pytest.raises(LenetError, match="missing.png: cannot read"):

@@ -23,7 +23,7 @@ def test_metrics_against_a_hand_worked_example():
     labels = torch.tensor([0, 0, 1, 1, 2])
     # Predictions 0, 1, 1, 1, 0: row-wise argmax of these logits; class 2's second choice is 2.
     logits = torch.tensor([[3.0, 1, 0], [1, 3, 0], [0, 3, 1], [0, 2, 1], [2, 0, 1]])
-    result = metrics_from_logits(logits, labels, top_k=2)
+    result = metrics_from_logits(logits, labels, top_k=2).to_json()
     assert result["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
     assert result["accuracy"] == pytest.approx(3 / 5)
     assert result["top_2_accuracy"] == pytest.approx(1.0)
@@ -40,7 +40,7 @@ def test_confusion_matrix_rows_are_true_classes():
 
 
 def test_evaluate_checkpoint_reports_step_and_split(synthetic_model_dir, synthetic):
-    result = evaluate_model(synthetic_model_dir, synthetic, "validation")
+    result = evaluate_model(synthetic_model_dir, synthetic, "validation").to_json()
     assert result["step"] == 60 and result["split"] == "validation"
     assert result["examples"] == len(synthetic.val_labels)
     assert sum(map(sum, result["confusion"])) == len(synthetic.val_labels)
@@ -52,10 +52,10 @@ def test_top_k_is_checked_once_per_evaluation(synthetic_model_dir, synthetic, mo
     check = lenet.evaluation.check_top_k
     monkeypatch.setattr(lenet.evaluation, "check_top_k", lambda *args, **kwargs: checked.append(args) or
                         check(*args, **kwargs))
-    assert "top_2_accuracy" in evaluate_model(synthetic_model_dir, synthetic, top_k=2, tensorboard=False)
+    assert "top_2_accuracy" in evaluate_model(synthetic_model_dir, synthetic, top_k=2, tensorboard=False).to_json()
     assert checked == [(2, 10)]
     checked.clear()
-    assert "top_5_accuracy" in evaluate_ensemble([synthetic_model_dir], synthetic)
+    assert "top_5_accuracy" in evaluate_ensemble([synthetic_model_dir], synthetic).to_json()
     assert checked == [(None, 10)]
     with pytest.raises(LenetError, match="--top-k must be from 1 to 10, got 11"):
         evaluate_model(synthetic_model_dir, synthetic, top_k=11, tensorboard=False)
@@ -80,7 +80,7 @@ def test_test_time_augmentation_averages_the_shifted_views(synthetic_model_dir, 
     expected = torch.stack(views).mean(0)
     assert torch.allclose(batched_logits(model, images, batch_size=7, tta=True).exp(), expected, atol=1e-6)
     assert not torch.allclose(expected, views[0], atol=1e-4)  # the shifts do change the answer
-    result = evaluate_model(synthetic_model_dir, synthetic, tta=True, tensorboard=False)
+    result = evaluate_model(synthetic_model_dir, synthetic, tta=True, tensorboard=False).to_json()
     assert result["tta"] is True and 0 < result["accuracy"] <= 1
 
 
@@ -93,7 +93,7 @@ def second_model_dir(tmp_path_factory, synthetic):
 
 
 def test_ensemble_averages_the_members_probabilities(synthetic_model_dir, second_model_dir, synthetic, tmp_path):
-    result = evaluate_ensemble([synthetic_model_dir, second_model_dir], synthetic)
+    result = evaluate_ensemble([synthetic_model_dir, second_model_dir], synthetic).to_json()
     probabilities = [torch.softmax(batched_logits(load_model(d)[0], synthetic.test_images), 1)
                      for d in (synthetic_model_dir, second_model_dir)]
     expected = ((probabilities[0] + probabilities[1]) / 2).argmax(1)
@@ -108,7 +108,7 @@ def test_ensemble_averages_the_members_probabilities(synthetic_model_dir, second
     mislabelled = dataclasses.replace(synthetic, test_labels=torch.cat([(synthetic.test_labels[:10] + 1) % 10,
                                                                         synthetic.test_labels[10:]]))
     same_weights = shutil.copytree(second_model_dir, tmp_path / "copy")  # the same directory twice is refused
-    twice = evaluate_ensemble([second_model_dir, same_weights], mislabelled)
+    twice = evaluate_ensemble([second_model_dir, same_weights], mislabelled).to_json()
     assert twice["errors_of_every_member"] == twice["members"][0]["errors"] >= 10
 
 
@@ -135,12 +135,12 @@ def test_a_model_trained_on_the_validation_images_is_not_measured_on_them(tmp_pa
     train(override(get_recipe("mlp-ema"), total_steps=5, batch_size=50, train_on_validation=True,
                    checkpoint_every_steps=5),
           tmp_path, synthetic, tensorboard=False)
-    assert evaluate_model(tmp_path, synthetic, "test", tensorboard=False)["examples"] == 150
+    assert evaluate_model(tmp_path, synthetic, "test", tensorboard=False).metrics.examples == 150
     with pytest.raises(LenetError, match=r"trained on the validation images too .*; use --split test$"):
         evaluate_model(tmp_path, synthetic, "validation", tensorboard=False)
     with pytest.raises(LenetError, match="use --split test"):
         evaluate_ensemble([synthetic_model_dir, tmp_path], synthetic, "validation")
-    assert evaluate_ensemble([synthetic_model_dir], synthetic, "validation")["examples"] == 150
+    assert evaluate_ensemble([synthetic_model_dir], synthetic, "validation").metrics.examples == 150
     # Watching it: one error at the first checkpoint, not a skipped evaluation at every one.
     monkeypatch.setattr("lenet.data.load_dataset", lambda *args, **kwargs: synthetic)
     assert main(["eval", "--model-dir", str(tmp_path), "--split", "validation", "--watch"]) == 1
@@ -153,8 +153,8 @@ def test_an_ensemble_member_may_be_an_exported_onnx_file(synthetic_model_dir, se
     from lenet.export import export_model
     onnx_file = export_model(second_model_dir, "onnx", tmp_path / "second.onnx")
     # fp32, the ONNX file's arithmetic, so that both ensembles compute the same figures.
-    from_dirs = evaluate_ensemble([synthetic_model_dir, second_model_dir], synthetic, precision="fp32")
-    mixed = evaluate_ensemble([synthetic_model_dir, onnx_file], synthetic, precision="fp32")
+    from_dirs = evaluate_ensemble([synthetic_model_dir, second_model_dir], synthetic, precision="fp32").to_json()
+    mixed = evaluate_ensemble([synthetic_model_dir, onnx_file], synthetic, precision="fp32").to_json()
     assert [m["step"] for m in mixed["members"]] == [60, 10]
     assert mixed["confusion"] == from_dirs["confusion"]
     assert mixed["loss"] == pytest.approx(from_dirs["loss"], abs=1e-5)

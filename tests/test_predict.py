@@ -29,7 +29,7 @@ def test_rendered_mnist_digits_are_recognised_after_normalization(tmp_path, mnis
         paths.append(path)
         labels.append(int(mnist.test_labels[i]))
     predict = open_model(model_dir)
-    predicted = [r["class"] for r in predict_files(predict, paths)]
+    predicted = [r.class_ for r in predict_files(predict, paths)]
     assert np.mean(np.array(predicted) == np.array(labels)) >= 0.9
     assert main(["predict", "--model-dir", str(model_dir), str(EXAMPLE)]) == 0
 

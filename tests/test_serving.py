@@ -323,7 +323,7 @@ def _number_png(mnist, indices) -> tuple[bytes, str]:
 def test_read_gives_the_number_the_library_reads(server, mnist, mnist_model_dir):
     from lenet.predict import read_number
     payload, _ = _number_png(mnist, [0, 1, 2, 3])
-    expected = read_number(open_model(mnist_model_dir[0]), payload, "upload")
+    expected = read_number(open_model(mnist_model_dir[0]), payload, "upload").to_json()
     status, raw = request(server, "/read?top_k=2&include_input=1", payload, "image/png")
     assert status == 200 and raw["number"] == expected["number"] and len(raw["digits"]) == 4
     assert [d["box"] for d in raw["digits"]] == [d["box"] for d in expected["digits"]]
@@ -568,3 +568,15 @@ def test_server_limits_refuse_what_is_no_positive_bounded_number(fields):
     from lenet.errors import LenetError
     with pytest.raises(LenetError, match="--request-timeout-s|--max-connections"):
         Limits(**fields)
+
+
+def test_predict_json_and_post_predict_give_the_same_answer_field_for_field(synthetic_model_dir, capsys):
+    from lenet.cli import main
+    assert main(["predict", "--model-dir", str(synthetic_model_dir), "--json", "--top-k", "3", "--precision", "fp32",
+                 "examples/seven.png"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    app = create_app(synthetic_model_dir, precision="fp32")
+    status, answer = _ask(app, "/predict", open("examples/seven.png", "rb").read(), query=b"top_k=3")
+    # The command line also says which file (and which image of it) the answer is for; the rest is the same object.
+    assert status == 200 and printed == {"file": "examples/seven.png", "index": None, **answer}
+    assert set(answer) == {"class", "label", "probabilities", "top_k", "confidence"}

@@ -8,6 +8,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import synthetic_mnist
+from lenet.results import StepLogged, Validated
 from lenet.evaluation import evaluate_model
 from lenet.recipes import get_recipe, override
 from lenet.tensorboard import GRADIENT_PREFIX, LOG_SCALARS, VALIDATION_ACCURACY, TrainingEvents
@@ -37,20 +38,20 @@ def logged_run(tmp_path_factory):
 
 def test_training_scalars_match_the_training_log(logged_run):
     model_dir, events = logged_run
-    logs = [e for e in events if e["kind"] == "log"]
+    logs = [e for e in events if isinstance(e, StepLogged)]
     run = _read(model_dir / "events" / "train")
     tags = set(run.Tags()["scalars"])
     assert set(LOG_SCALARS.values()) | {VALIDATION_ACCURACY} <= tags
     assert {GRADIENT_PREFIX + layer for layer in ("conv1", "conv2", "fc1", "fc2")} <= tags
     for field, tag in LOG_SCALARS.items():
         written = run.Scalars(tag)
-        assert [s.step for s in written] == [e["step"] for e in logs]
+        assert [s.step for s in written] == [e.step for e in logs]
         for scalar, log in zip(written, logs):
-            assert math.isclose(scalar.value, log[field], rel_tol=1e-5, abs_tol=1e-7), (tag, scalar, log)
-    assert all(e["l2_loss"] > 0 for e in logs)  # l2_rate was set: total loss exceeds cross-entropy
-    validations = [e for e in events if e["kind"] == "validation"]
+            assert math.isclose(scalar.value, getattr(log, field), rel_tol=1e-5, abs_tol=1e-7), (tag, scalar, log)
+    assert all(e.l2_loss > 0 for e in logs)  # l2_rate was set: total loss exceeds cross-entropy
+    validations = [e for e in events if isinstance(e, Validated)]
     assert [(s.step, round(s.value, 6)) for s in run.Scalars(VALIDATION_ACCURACY)] == \
-        [(e["step"], round(e["accuracy"], 6)) for e in validations]
+        [(e.step, round(e.accuracy, 6)) for e in validations]
 
 
 def test_histograms_graph_and_misclassified_images_are_written(logged_run):
@@ -70,7 +71,7 @@ def test_eval_writes_its_results_as_events(logged_run, tmp_path):
     result = evaluate_model(model_dir, synthetic_mnist(200), "validation")
     run = _read(model_dir / "events" / "eval-validation")
     accuracy = run.Scalars("eval/accuracy")
-    assert [(s.step, round(s.value, 6)) for s in accuracy] == [(40, round(result["accuracy"], 6))]
+    assert [(s.step, round(s.value, 6)) for s in accuracy] == [(40, round(result.metrics.accuracy, 6))]
     assert "eval/loss" in run.Tags()["scalars"] and "eval/recall/3" in run.Tags()["scalars"]
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from lenet.results import Compiled, StepLogged, TrainingStarted, Validated
 from lenet.checkpoint import list_checkpoints, read_checkpoint, resolve_recipe
 from lenet.errors import LenetError
 from lenet.execution import CUBLAS_DETERMINISTIC_WORKSPACE, Execution, deterministic_mode
@@ -112,11 +113,11 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, synth
 def test_training_reports_logs_validation_and_test(tmp_path, synthetic):
     events = []
     result = train(_fast("mlp-ema", learning_rate=0.1, eval_every_steps=10), tmp_path, synthetic, report=events.append)
-    logs = [e for e in events if e["kind"] == "log"]
-    assert [e["step"] for e in logs] == [1, 7, 14, 21, 28, 30]
-    assert all(e["total_loss"] > e["cross_entropy"] > 0 for e in logs)  # L2 adds to the cross-entropy
-    assert math.isclose(logs[-1]["learning_rate"], 0.1)  # step 29 < 550: first decay period
-    assert [e["step"] for e in events if e["kind"] == "validation"] == [10, 20, 30]
+    logs = [e for e in events if isinstance(e, StepLogged)]
+    assert [e.step for e in logs] == [1, 7, 14, 21, 28, 30]
+    assert all(e.total_loss > e.cross_entropy > 0 for e in logs)  # L2 adds to the cross-entropy
+    assert math.isclose(logs[-1].learning_rate, 0.1)  # step 29 < 550: first decay period
+    assert [e.step for e in events if isinstance(e, Validated)] == [10, 20, 30]
     assert result["test_accuracy"] > 0.5  # the synthetic classes are easy
 
 
@@ -128,7 +129,7 @@ def test_train_on_validation_trains_on_the_validation_images_too_and_skips_valid
     result = train(_fast("mlp-ema", batch_size=750, total_steps=2, eval_every_steps=1, train_on_validation=True),
                    tmp_path / "all", synthetic, report=events.append)
     assert result["step"] == 2 and "validation_accuracy" not in result and "test_accuracy" in result
-    assert not [e for e in events if e["kind"] == "validation"]
+    assert not [e for e in events if isinstance(e, Validated)]
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(tmp_path, synthetic):
@@ -235,7 +236,7 @@ def test_compiled_deterministic_training_matches_eager(tmp_path, synthetic):
     eager, compiled = _final_weights(tmp_path / "eager"), _final_weights(tmp_path / "compiled")
     assert all(torch.allclose(eager[k], compiled[k], atol=1e-5) for k in eager)
     # Compilation is reported right after the start, before any training step.
-    assert [e["kind"] for e in events][:2] == ["start", "compile"] and events[1]["seconds"] > 0
+    assert [type(e) for e in events][:2] == [TrainingStarted, Compiled] and events[1].seconds > 0
 
 
 def test_training_time_excludes_evaluation_and_checkpoints(tmp_path, synthetic, monkeypatch):
@@ -261,7 +262,7 @@ def test_fast_recipe_learns_real_digits_with_its_own_schedule(tmp_path, mnist):
                       checkpoint_every_steps=100)
     events = []
     result = train(recipe, tmp_path, mnist, report=events.append, tensorboard=False)
-    rates = [e["learning_rate"] for e in events if e["kind"] == "log"]
+    rates = [e.learning_rate for e in events if isinstance(e, StepLogged)]
     assert rates.index(max(rates)) not in (0, len(rates) - 1)  # one cycle: up, then down
     assert result["test_accuracy"] > 0.95
 
@@ -293,7 +294,7 @@ def test_the_start_event_says_which_precision_auto_chose(tmp_path, synthetic, mo
     events = []
     train(_fast("mlp-ema", total_steps=2), tmp_path, synthetic, report=events.append, tensorboard=False,
           execution=Execution(precision="auto"))
-    assert events[0]["kind"] == "start" and events[0]["precision"].startswith("fp32 (auto")
+    assert isinstance(events[0], TrainingStarted) and events[0].precision.startswith("fp32 (auto")
 
 
 def test_fast_recipe_beats_85_percent_on_fashion_mnist_with_a_short_schedule(fashion_model_dir):

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from lenet import get_recipe, load_dataset
+from lenet.results import Validated
 from lenet.datasets import DATASET_NAMES
 from lenet.recipes import SEED_RECIPES, override
 from lenet.execution import Execution
@@ -45,12 +46,12 @@ def main() -> None:
         model_dir = Path(args.out_dir) / name
         validation = {}
 
-        def record(event: dict, recipe=recipe, validation=validation) -> None:
+        def record(event, recipe=recipe, validation=validation) -> None:
             """Keep the validation curve, and show it on stderr: full schedules run for up to an hour."""
-            if event["kind"] == "validation":
-                validation[event["step"]] = event["accuracy"]
-                print(f"{recipe.name}: step {event['step']}/{recipe.total_steps}, validation accuracy "
-                      f"{event['accuracy']:.4f}", file=sys.stderr, flush=True)
+            if isinstance(event, Validated):
+                validation[event.step] = event.accuracy
+                print(f"{recipe.name}: step {event.step}/{recipe.total_steps}, validation accuracy "
+                      f"{event.accuracy:.4f}", file=sys.stderr, flush=True)
 
         start = time.perf_counter()
         result = train(recipe, model_dir, data, args.device, execution=execution, report=record)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from lenet import get_recipe, load_dataset
+from lenet.results import StepLogged
 from lenet.datasets import DATASET_NAMES
 from lenet.checkpoint import load_model
 from lenet.evaluation import evaluate
@@ -29,9 +30,9 @@ from lenet.testing.machine import describe
 
 
 def one_run(recipe, model_dir: Path, data, device: str, execution: Execution, tta: bool) -> dict:
-    def progress(event: dict) -> None:  # a line every tenth of the run, so long runs show they are alive
-        if event["kind"] == "log" and event["step"] % max(recipe.total_steps // 10, 1) < recipe.log_every_steps:
-            print(f"seed {recipe.seed}: step {event['step']}/{recipe.total_steps}, loss {event['total_loss']:.3f}",
+    def progress(event) -> None:  # a line every tenth of the run, so long runs show they are alive
+        if isinstance(event, StepLogged) and event.step % max(recipe.total_steps // 10, 1) < recipe.log_every_steps:
+            print(f"seed {recipe.seed}: step {event.step}/{recipe.total_steps}, loss {event.total_loss:.3f}",
                   file=sys.stderr, flush=True)
 
     result = train(recipe, model_dir, data, device, report=progress, tensorboard=False, execution=execution)
@@ -39,7 +40,7 @@ def one_run(recipe, model_dir: Path, data, device: str, execution: Execution, tt
            "train_s": round(result["train_seconds"], 3), "compile_s": round(result["compile_seconds"], 2)}
     if tta:
         model, _ = load_model(model_dir, device)
-        run["test_accuracy_tta"] = evaluate(model, data.test_images, data.test_labels, tta=True)["accuracy"]
+        run["test_accuracy_tta"] = evaluate(model, data.test_images, data.test_labels, tta=True).accuracy
     return run
 
 

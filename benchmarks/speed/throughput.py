@@ -24,6 +24,7 @@ import time
 import torch
 
 from lenet import get_recipe, load_dataset
+from lenet.results import StepLogged
 from lenet.datasets import DATASET_NAMES
 from lenet.checkpoint import load_model
 from lenet.data import to_float
@@ -91,7 +92,7 @@ def measure(recipe_name: str, steps: int, device: str, infer_batch: int, executi
     with tempfile.TemporaryDirectory() as model_dir:
         start = time.perf_counter()
         result = train(recipe, model_dir, data, device, tensorboard=False, execution=execution,
-                       report=lambda e: rates.append(e["images_per_s"]) if e["kind"] == "log" else None)
+                       report=lambda e: rates.append(e.images_per_s) if isinstance(e, StepLogged) else None)
         wall_s = time.perf_counter() - start
         model, _ = load_model(model_dir, device)
         onnx_rate = None

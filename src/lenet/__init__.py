@@ -9,7 +9,9 @@ __version__ = "0.1.0"
 # The public API, imported on first use: `import lenet` (and so `lenet --help`) must not wait for torch.
 _PUBLIC = {"Classifier": "api", "LenetError": "errors", "Recipe": "recipes", "RECIPES": "recipes",
            "build_model": "models", "get_recipe": "recipes", "list_models": "models", "load_dataset": "data",
-           "open_model": "inference"}
+           "open_model": "inference",
+           # The answers, each with to_json(): what `--json` prints and the server sends.
+           "Prediction": "results", "NumberReading": "results", "Evaluation": "results"}
 __all__ = [*_PUBLIC, "__version__"]
 
 

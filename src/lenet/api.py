@@ -17,6 +17,7 @@ from .inference import open_model
 from .plots import plot_model_dir
 from .predict import read_number
 from .pictures.inputs import array_to_inputs
+from .results import Evaluation, NumberReading
 from .training import train
 
 
@@ -50,7 +51,7 @@ class Classifier:
         return train(self.recipe, self.model_dir, self.data, self.device, report, tensorboard=tensorboard,
                      execution=execution)
 
-    def evaluate(self, split: str = "test", top_k: int = 5, tensorboard: bool = True, tta: bool = False) -> dict:
+    def evaluate(self, split: str = "test", top_k: int = 5, tensorboard: bool = True, tta: bool = False) -> Evaluation:
         """Loss, accuracy, top-k, per-class precision/recall and confusion of the newest checkpoint."""
         model = open_model(self.model_dir, self.device, precision=self.precision)
         return evaluate_model(model, self.data, split, top_k, tensorboard, tta=tta)
@@ -69,12 +70,14 @@ class Classifier:
         probabilities = model.probabilities(inputs)
         return probabilities.argmax(1), probabilities
 
-    def read(self, picture: str | Path | bytes, top_k: int = 3) -> dict:
+    def read(self, picture: str | Path | bytes, top_k: int = 3) -> NumberReading:
         """The number written on one line in PICTURE (a file's path or its bytes), as `lenet predict
-        --number` reads it: {"number": "407", "digits": [{"class", "probabilities", "top_k", "box",
-        "input"}]}, each box (x, y, width, height) in the picture's pixels."""
+        --number` reads it: its .number ("407") and its .digits, each a prediction with its box (x, y,
+        width, height) in the picture's pixels; .to_json() is what `lenet predict --number --json` prints."""
         if isinstance(picture, bytes):
-            payload, name = picture, "picture"
+            payload, name, file = picture, "picture", None
         else:
             payload, name = read_file_bytes(picture), str(picture)
-        return read_number(open_model(self.model_dir, self.device, precision=self.precision), payload, name, top_k)
+            file = name
+        return read_number(open_model(self.model_dir, self.device, precision=self.precision), payload, name, top_k,
+                           file=file)

@@ -18,6 +18,7 @@ from .errors import LenetError
 from .idx import NUM_CLASSES
 from .inference import (LoadedModel, Progress, batched_logits, check_held_out, check_top_k, model_dir_for,
                         open_model)
+from .results import ClassMetrics, EnsembleEvaluation, Evaluation, MemberResult, Metrics
 from .tensorboard import write_eval_events
 
 
@@ -28,14 +29,14 @@ def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classe
 
 
 def metrics_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor, top_k: int | None = None,
-                        classes: tuple[str, ...] | None = None) -> dict:
+                        classes: tuple[str, ...] | None = None) -> Metrics:
     """Loss, accuracy, top-k accuracy (k 5 by default), per-class precision/recall and the confusion
     matrix; each class named by CLASSES (by default its number)."""
     return _metrics(logits, labels, check_top_k(top_k, logits.shape[1], default=5), classes)
 
 
 def _metrics(logits: torch.Tensor | np.ndarray, labels: torch.Tensor, top_k: int,
-             classes: tuple[str, ...] | None) -> dict:
+             classes: tuple[str, ...] | None) -> Metrics:
     """metrics_from_logits for a TOP_K its caller has checked."""
     logits, labels = torch.as_tensor(logits).float().cpu(), labels.cpu()
     classes = classes or tuple(str(c) for c in range(logits.shape[1]))
@@ -47,29 +48,24 @@ def _metrics(logits: torch.Tensor | np.ndarray, labels: torch.Tensor, top_k: int
     predicted = confusion.sum(0).double()
     actual = confusion.sum(1).double()
     in_top_k = (logits.topk(top_k, dim=1).indices == labels[:, None]).any(1)
-    per_class = [{"class": c, "label": classes[c],
-                  "precision": (true_positives[c] / predicted[c]).item() if predicted[c] else 0.0,
-                  "recall": (true_positives[c] / actual[c]).item() if actual[c] else 0.0,
-                  "support": int(actual[c])} for c in range(confusion.shape[0])]
-    return {
-        "examples": len(labels),
-        "loss": F.cross_entropy(logits, labels).item(),
-        "accuracy": (predictions == labels).double().mean().item(),
-        f"top_{top_k}_accuracy": in_top_k.double().mean().item(),
-        "classes": list(classes),
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-    }
+    per_class = tuple(ClassMetrics(c, classes[c],
+                                   (true_positives[c] / predicted[c]).item() if predicted[c] else 0.0,
+                                   (true_positives[c] / actual[c]).item() if actual[c] else 0.0,
+                                   int(actual[c])) for c in range(confusion.shape[0]))
+    return Metrics(examples=len(labels), loss=F.cross_entropy(logits, labels).item(),
+                   accuracy=(predictions == labels).double().mean().item(), top_k=top_k,
+                   top_k_accuracy=in_top_k.double().mean().item(), classes=tuple(classes), per_class=per_class,
+                   confusion=tuple(map(tuple, confusion.tolist())))
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, top_k: int | None = None,
-             progress: Progress | None = None, tta: bool = False) -> dict:
+             progress: Progress | None = None, tta: bool = False) -> Metrics:
     """Metrics of the network MODEL on uint8 IMAGES with LABELS (see metrics_from_logits; TTA as in batched_logits)."""
     return metrics_from_logits(batched_logits(model, images, progress=progress, tta=tta), labels, top_k)
 
 
 def evaluate_model(model: LoadedModel | str | Path, data: Dataset, split: str = "test", top_k: int | None = None,
-                   tensorboard: bool = True, progress: Progress | None = None, tta: bool = False) -> dict:
+                   tensorboard: bool = True, progress: Progress | None = None, tta: bool = False) -> Evaluation:
     """Metrics of MODEL (from open_model, or a source to open on the CPU) on one split of DATA, which
     must be of the model's data set. A model directory's results are also written as TensorBoard
     events under MODEL_DIR/events/eval-SPLIT when TENSORBOARD."""
@@ -78,8 +74,8 @@ def evaluate_model(model: LoadedModel | str | Path, data: Dataset, split: str = 
     model.check_data(data)
     check_held_out(model.source, model.info, split)
     images, labels = data.split(split)
-    result = {"step": model.info.step, "split": split, "tta": tta, "precision": model.precision,
-              **_metrics(model.logits(images, tta, progress), labels, top_k, model.info.classes)}
+    result = Evaluation(model.info.step, split, tta, model.precision,
+                        _metrics(model.logits(images, tta, progress), labels, top_k, model.info.classes))
     if tensorboard and model.supports_tta:  # a model directory, which has an events directory
         write_eval_events(model.source, result)
     return result
@@ -99,10 +95,9 @@ def _distinct(members: list[str | Path]) -> list[Path]:
 
 def evaluate_ensemble(members: list[str | Path], data: Dataset, split: str = "test",
                       device: str | torch.device = "cpu", top_k: int | None = None, tta: bool = False,
-                      progress: Progress | None = None, precision: str = "auto") -> dict:
+                      progress: Progress | None = None, precision: str = "auto") -> EnsembleEvaluation:
     """Metrics of the mean of several models' probabilities on one split, with each member's own
-    accuracy and error count under "members", and "errors_of_every_member": how many images all
-    members get wrong (averaging cannot fix those). A member is a model directory or an exported
+    accuracy and error count, and how many images all members get wrong (averaging cannot fix those). A member is a model directory or an exported
     .onnx file (no TTA)."""
     # Every member is opened and checked before the first is evaluated.
     models: list[LoadedModel] = [open_model(source, device, precision=precision) for source in _distinct(members)]
@@ -120,15 +115,14 @@ def evaluate_ensemble(members: list[str | Path], data: Dataset, split: str = "te
         logits = model.logits(images, tta)
         wrong = torch.from_numpy(logits.argmax(1)) != labels.cpu()
         wrong_by_all &= wrong
-        results.append({"model_dir": str(source), "step": model.info.step, "errors": int(wrong.sum()),
-                        "accuracy": (~wrong).double().mean().item()})
+        results.append(MemberResult(str(source), model.info.step, int(wrong.sum()), (~wrong).double().mean().item()))
         log_probabilities.append(torch.log_softmax(torch.from_numpy(logits), dim=1))
         if progress:
             progress(index + 1, len(models))
     # The log of the mean probability, without underflow (see batched_logits' TTA).
     mean_log_probability = torch.logsumexp(torch.stack(log_probabilities), 0) - math.log(len(models))
-    return {"split": split, "tta": tta, "members": results, "errors_of_every_member": int(wrong_by_all.sum()),
-            **_metrics(mean_log_probability, labels, top_k, models[0].info.classes)}
+    return EnsembleEvaluation(split, tta, tuple(results), int(wrong_by_all.sum()),
+                              _metrics(mean_log_probability, labels, top_k, models[0].info.classes))
 
 
 def watch_checkpoints(model_dir: str | Path, poll_s: float = 5.0, split: str = "test") -> Iterator[int]:

@@ -23,6 +23,7 @@ from torch.utils.tensorboard import SummaryWriter
 from .data import to_float
 from .errors import LenetError
 from .models import eval_mode
+from .results import Evaluation, StepLogged
 
 EVENTS_DIR = "events"
 TRAIN_RUN = "train"
@@ -138,13 +139,13 @@ class TrainingEvents:
                 warnings.simplefilter("ignore")  # tracer chatter about Python values in forward
                 self.writer.add_graph(model, to_float(example))
 
-    def log(self, event: dict) -> None:
-        """A training log event: the LOG_SCALARS plus the per-layer mean absolute gradient."""
+    def log(self, event: StepLogged, gradient_mean_abs: dict[str, float]) -> None:
+        """A training log event's LOG_SCALARS, and each layer's mean absolute gradient."""
         with _writing(self.directory):
-            step = event["step"]
+            step = event.step
             for field, tag in LOG_SCALARS.items():
-                self.writer.add_scalar(tag, event[field], step)
-            for layer, value in event.get("gradient_mean_abs", {}).items():
+                self.writer.add_scalar(tag, getattr(event, field), step)
+            for layer, value in gradient_mean_abs.items():
                 self.writer.add_scalar(GRADIENT_PREFIX + layer, value, step)
 
     def validation(self, step: int, accuracy: float, misclassified: torch.Tensor,
@@ -173,14 +174,15 @@ class TrainingEvents:
             self._quiet.close()
 
 
-def write_eval_events(model_dir: str | Path, result: dict) -> Path:
-    """An evaluation result (see evaluation.evaluate_checkpoint) as scalars at its checkpoint's step."""
+def write_eval_events(model_dir: str | Path, result: Evaluation) -> Path:
+    """An evaluation (see evaluation.evaluate_model) as scalars at its checkpoint's step."""
     # Test-time-augmented results get their own run, so the two curves are not mixed.
-    run_dir = Path(model_dir) / EVENTS_DIR / f"eval-{result['split']}{'-tta' if result.get('tta') else ''}"
+    run_dir = Path(model_dir) / EVENTS_DIR / f"eval-{result.split}{'-tta' if result.tta else ''}"
+    metrics = result.metrics
     with _quiet_writer_failures(), _writing(run_dir), SummaryWriter(str(run_dir)) as writer:
-        for key, value in result.items():
-            if key == "loss" or key == "accuracy" or key.startswith("top_"):
-                writer.add_scalar(f"eval/{key}", value, result["step"])
-        for row in result["per_class"]:
-            writer.add_scalar(f"eval/recall/{row['class']}", row["recall"], result["step"])
+        writer.add_scalar("eval/loss", metrics.loss, result.step)
+        writer.add_scalar("eval/accuracy", metrics.accuracy, result.step)
+        writer.add_scalar(f"eval/top_{metrics.top_k}_accuracy", metrics.top_k_accuracy, result.step)
+        for row in metrics.per_class:
+            writer.add_scalar(f"eval/recall/{row.class_}", row.recall, result.step)
     return run_dir

@@ -26,9 +26,10 @@ from .files import write_json
 from .inference import batched_logits
 from .models import build_model, l2_weights
 from .recipes import Recipe
+from .results import CheckpointSaved, Compiled, StepLogged, TrainingEvent, TrainingStarted, Tested, Validated
 from .tensorboard import MISCLASSIFIED_SHOWN, TrainingEvents
 
-Report = Callable[[dict], None]
+Report = Callable[[TrainingEvent], None]
 
 
 class TrainingDiverged(LenetError):
@@ -204,7 +205,7 @@ class StepStats:
         self.rows[step - self.pending_from] = row
 
     def drain(self, step: int, recipe: Recipe, learning_rate: float, regularized: list[torch.Tensor],
-              model_dir: Path, group: Group) -> dict:
+              model_dir: Path, group: Group) -> StepLogged:
         """The log event of steps [pending_from, STEP) over the whole global batch, read from the
         device (the sync point; every rank calls it at the same steps); a non-finite loss raises
         TrainingDiverged."""
@@ -228,9 +229,8 @@ class StepStats:
         images_per_s = (step - self.pending_from) * recipe.batch_size / max(now - self.clock, 1e-9)
         self.pending_from, self.clock = step, now
         cross_entropy, correct = rows[-1].tolist()
-        return {"kind": "log", "step": step, "total_loss": cross_entropy + l2_loss, "cross_entropy": cross_entropy,
-                "l2_loss": l2_loss, "batch_accuracy": correct / recipe.batch_size,
-                "learning_rate": learning_rate, "images_per_s": images_per_s}
+        return StepLogged(step, cross_entropy + l2_loss, cross_entropy, l2_loss, correct / recipe.batch_size,
+                          learning_rate, images_per_s)
 
     @contextlib.contextmanager
     def aside(self) -> Iterator[None]:
@@ -249,7 +249,7 @@ class StepStats:
 def _validate(eval_model: nn.Module, data: Dataset, step: int, events: TrainingEvents | None) -> float:
     """Validation accuracy at STEP; the misclassified images go to the events."""
     logits = batched_logits(eval_model, data.val_images)
-    accuracy = metrics_from_logits(logits, data.val_labels)["accuracy"]
+    accuracy = metrics_from_logits(logits, data.val_labels).accuracy
     if events:
         predictions = logits.argmax(1)
         wrong = (predictions != data.val_labels).nonzero().flatten()[:MISCLASSIFIED_SHOWN]
@@ -259,7 +259,7 @@ def _validate(eval_model: nn.Module, data: Dataset, step: int, events: TrainingE
 
 
 def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
-          optimizer: torch.optim.Optimizer, metrics: dict, data: Dataset, rank_rng_states: list[dict]) -> dict:
+          optimizer: torch.optim.Optimizer, metrics: dict, data: Dataset, rank_rng_states: list[dict]) -> CheckpointSaved:
     """Checkpoint STEP; returns the checkpoint event."""
     state, optimizer_settings = resume_state(model, optimizer, average is not None, rank_rng_states)
     path = save_checkpoint(model_dir, step, (average.model if average else model).state_dict(), state,
@@ -267,7 +267,7 @@ def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average:
                            optimizer=optimizer_settings,
                            evaluation_weights="moving_average" if average else "trained",
                            keep=recipe.keep_checkpoints)
-    return {"kind": "checkpoint", "step": step, "path": str(path)}
+    return CheckpointSaved(step, str(path))
 
 
 def _resume(model_dir: Path, recipe: Recipe, data: Dataset, model: nn.Module, average: WeightAverage | None,
@@ -303,8 +303,8 @@ def train(recipe: Recipe, model_dir: str | Path, data: Dataset, device: str | to
           dist_timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
     """Train RECIPE into MODEL_DIR (resuming from its newest checkpoint) and return the final metrics.
 
-    REPORT receives dicts with a "kind" of start (images, resume step), compile, log, validation,
-    checkpoint or test. When STOP_REQUESTED returns true the loop saves a checkpoint after the
+    REPORT receives the training events of lenet.results as they happen: TrainingStarted, Compiled,
+    StepLogged, Validated, CheckpointSaved and Tested. When STOP_REQUESTED returns true the loop saves a checkpoint after the
     current step and returns. TENSORBOARD writes event files under MODEL_DIR/events/train, with
     weight and gradient histograms every HISTOGRAM_EVERY_STEPS steps. EXECUTION says how to compute.
     One run at a time trains in a model directory: while this one runs, another is refused.
@@ -368,8 +368,7 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Dataset, device: torch
     if group.is_main:
         write_json(model_dir / RECIPE_FILE, recipe.to_dict())  # only once the checks above have passed
     data = (data.without_validation() if recipe.train_on_validation else data).to(device)
-    report({"kind": "start", "step": start_step, "images": len(data.train_labels), "device": str(device),
-            "ranks": group.world_size, "precision": precision})
+    report(TrainingStarted(start_step, len(data.train_labels), str(device), precision, group.world_size))
     # The compiled network shares its parameters with MODEL; checkpoints and evaluation use MODEL.
     # On a GPU, "reduce-overhead" replays the step as a CUDA graph: one launch instead of dozens.
     step_model = group.wrap(model)
@@ -386,7 +385,7 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Dataset, device: torch
         if execution.compile:
             compile_seconds = _compile_warm_up(step_model, optimizer, to_float(data.train_images[:recipe.batch_size])
                                                .contiguous(memory_format=layout), execution.bf16)
-            report({"kind": "compile", "step": start_step, "seconds": compile_seconds})
+            report(Compiled(start_step, compile_seconds))
         model.train()
         stats = StepStats(recipe.log_every_steps, start_step, device)  # the training clock starts here
         done = start_step
@@ -408,12 +407,11 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Dataset, device: torch
             # Checkpoint steps are checked too, so a checkpoint never holds non-finite weights.
             if done == 1 or done % recipe.log_every_steps == 0 or checkpointing:
                 log = stats.drain(done, recipe, lr, regularized, model_dir, group)
-                metrics["train_loss"] = log["total_loss"]
+                metrics["train_loss"] = log.total_loss
                 if group.is_main:
-                    log["gradient_mean_abs"] = gradient_mean_abs(model)
                     report(log)
                     if events:
-                        events.log(log)
+                        events.log(log, gradient_mean_abs(model))
             rank_rng_states = _gather_rng_states(group, device) if checkpointing else None
             histogram = events and histogram_every_steps > 0 and done % histogram_every_steps == 0
             validating = (done % recipe.eval_every_steps == 0 or last) and len(data.val_labels) > 0
@@ -423,10 +421,10 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Dataset, device: torch
                         events.histograms(done, model)
                     if validating:
                         metrics["validation_accuracy"] = _validate(eval_model, data, done, events)
-                        report({"kind": "validation", "step": done, "accuracy": metrics["validation_accuracy"]})
+                        report(Validated(done, metrics["validation_accuracy"]))
                     if last:
-                        metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels)["accuracy"]
-                        report({"kind": "test", "step": done, "accuracy": metrics["test_accuracy"]})
+                        metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels).accuracy
+                        report(Tested(done, metrics["test_accuracy"]))
                     if checkpointing:
                         report(_save(model_dir, done, recipe, model, average, optimizer, metrics, data,
                                      rank_rng_states))

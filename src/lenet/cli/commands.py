@@ -14,6 +14,7 @@ from typing import Callable
 from ..errors import LenetError
 from ..execution import Execution
 from ..recipes import RECIPES
+from ..results import FileError, NumberReading, Prediction
 from . import views
 from .parser import recipe_overrides
 from .progress import CountProgress, TrainingProgress
@@ -137,28 +138,32 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..inference import check_top_k, open_model
-    from ..predict import predict_files, read_number_files, write_input_picture
+    from ..predict import predict_files, read_number_files
     model = open_model(args.model_dir, args.device, precision=args.precision)
     check_top_k(args.top_k, model.num_classes)
     failures, shown = 0, set()
     results = (read_number_files if args.number else predict_files)(model, args.files, args.top_k)
     for result in results:
-        if "error" in result:
+        if isinstance(result, FileError):
             failures += 1
-            print(f"lenet: error: {result['error']}", file=sys.stderr)
+            print(f"lenet: error: {result.error}", file=sys.stderr)
             continue
-        stem = Path(result["file"]).stem
-        if args.show_input and args.number:
-            for position, digit in enumerate(result["digits"]):
-                write_input_picture(digit.pop("input"), args.show_input, f"{stem}-digit{position}", shown)
-        elif args.show_input:
-            index = "" if result["index"] is None else f"-{result['index']}"
-            write_input_picture(result["input"], args.show_input, f"{stem}{index}", shown)
-        if args.number:
-            print(views.number(result, args.json, args.top_k))
-        else:
-            print(views.prediction(result, model.info.classes, args.json))
+        if args.show_input:
+            _show_inputs(result, args.show_input, shown)
+        print(views.answer(result, args.json))
     return 1 if failures else 0
+
+
+def _show_inputs(result: Prediction | NumberReading, directory: str, shown: set[str]) -> None:
+    """--show-input: the 28x28 each picture (or each digit of a number) became, as PNGs in DIRECTORY."""
+    from ..predict import write_input_picture
+    stem = Path(result.file).stem
+    if isinstance(result, NumberReading):
+        for position, digit in enumerate(result.digits):
+            write_input_picture(digit.prediction.input, directory, f"{stem}-digit{position}", shown)
+    else:
+        write_input_picture(result.input, directory, f"{stem}{'' if result.index is None else f'-{result.index}'}",
+                            shown)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ import time
 from typing import TextIO
 
 from ..recipes import Recipe
+from ..results import StepLogged, TrainingEvent, TrainingStarted
+from .views import training_event
 
 
 class TrainingProgress:
@@ -21,35 +23,16 @@ class TrainingProgress:
         self.recipe, self.model_dir, self.out = recipe, model_dir, out
         self.bar, self.last_step = None, 0
 
-    def __call__(self, event: dict) -> None:
-        kind = event["kind"]
-        if kind == "start":
-            self.last_step = event["step"]
-            line = (f"training {self.recipe.name} ({self.recipe.model}) on {event['images']:,} "
-                    f"{self.recipe.dataset} images into "
-                    f"{self.model_dir} for {self.recipe.total_steps} steps on {event['device']}" +
-                    (f" in {event['precision']}" if event["precision"] != "fp32" else "") +
-                    (f" with {event['ranks']} ranks" if event["ranks"] > 1 else "") +
-                    (f", resuming from step {event['step']}" if event["step"] else ""))
-            if sys.stderr.isatty():
-                from tqdm import tqdm
-                self.bar = tqdm(total=self.recipe.total_steps, initial=event["step"], unit="step",
-                                dynamic_ncols=True, leave=False)
-        elif kind == "log":
-            line = (f"step {event['step']}: loss {event['total_loss']:.4f} "
-                    f"(cross-entropy {event['cross_entropy']:.4f}), batch accuracy {event['batch_accuracy']:.3f}, "
-                    f"lr {event['learning_rate']:.3g}, {event['images_per_s']:.0f} images/s")
-            if self.bar is not None:
-                self.bar.update(event["step"] - self.last_step)
-            self.last_step = event["step"]
-        elif kind == "validation":
-            line = f"step {event['step']}: validation accuracy {event['accuracy']:.4f}"
-        elif kind == "test":
-            line = f"step {event['step']}: test accuracy {event['accuracy']:.4f}"
-        elif kind == "compile":
-            line = f"compiled the network in {event['seconds']:.1f} s (not counted in images/s)"
-        else:
-            line = f"step {event['step']}: checkpoint {event['path']}"
+    def __call__(self, event: TrainingEvent) -> None:
+        line = training_event(event, self.recipe, self.model_dir)
+        if isinstance(event, TrainingStarted) and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.recipe.total_steps, initial=event.step, unit="step", dynamic_ncols=True,
+                            leave=False)
+        if isinstance(event, (TrainingStarted, StepLogged)):
+            if self.bar is not None and isinstance(event, StepLogged):
+                self.bar.update(event.step - self.last_step)
+            self.last_step = event.step
         if self.bar is not None:
             self.bar.write(line, file=self.out)
         else:

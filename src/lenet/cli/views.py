@@ -9,6 +9,8 @@ import json
 from collections.abc import Mapping
 
 from ..recipes import Recipe
+from ..results import (CheckpointSaved, Compiled, EnsembleEvaluation, Evaluation, NumberReading, Prediction,
+                       StepLogged, Tested, TrainingEvent, TrainingStarted, Validated)
 
 
 def train_done(result: dict, as_json: bool) -> str:
@@ -34,60 +36,87 @@ def idx_data(data) -> str:
                       *(f"  {sha256}  {name}" for name, sha256 in data.sha256.items())])
 
 
-def evaluation(result: dict, as_json: bool, what: str) -> str:
-    """RESULT of evaluation.metrics_from_logits, as JSON or as text headed by WHAT was evaluated."""
+def evaluation(result: Evaluation | EnsembleEvaluation, as_json: bool, what: str) -> str:
+    """An evaluation as JSON, or as text headed by WHAT was evaluated."""
     if as_json:
-        return json.dumps(result)
-    top_k_key = next(k for k in result if k.startswith("top_"))
-    lines = [f"{what} on {result['split']} ({result['examples']} images"
-             f"{', test-time augmented' if result.get('tta') else ''}): "
-             f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, "
-             f"{top_k_key.replace('_', '-')} {result[top_k_key]:.4f}"]
+        return json.dumps(result.to_json())
+    metrics = result.metrics
+    lines = [f"{what} on {result.split} ({metrics.examples} images"
+             f"{', test-time augmented' if result.tta else ''}): "
+             f"accuracy {metrics.accuracy:.4f}, loss {metrics.loss:.4f}, "
+             f"top-{metrics.top_k}-accuracy {metrics.top_k_accuracy:.4f}"]
     # Named classes (not the digits) get a column for their names, cut to 12 characters.
-    named = any(label != str(c) for c, label in enumerate(result["classes"]))
-    name = (lambda c: f" {result['classes'][c][:12]:<12}") if named else (lambda c: "")
+    named = any(label != str(c) for c, label in enumerate(metrics.classes))
+    name = (lambda c: f" {metrics.classes[c][:12]:<12}") if named else (lambda c: "")
     lines.append(f"class{' label       ' if named else ''}  precision  recall  support")
-    for row in result["per_class"]:
-        lines.append(f"{row['class']:>5}{name(row['class'])}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  "
-                     f"{row['support']:>7}")
+    for row in metrics.per_class:
+        lines.append(f"{row.class_:>5}{name(row.class_)}  {row.precision:>9.4f}  {row.recall:>6.4f}  "
+                     f"{row.support:>7}")
     lines.append("confusion (rows: true class, columns: predicted)")
-    for true_class, row in enumerate(result["confusion"]):
+    for true_class, row in enumerate(metrics.confusion):
         lines.append(f"{true_class:>3}{name(true_class)} " + " ".join(f"{n:>5}" for n in row))
     return "\n".join(lines)
 
 
-def ensemble(result: dict, as_json: bool) -> str:
-    """RESULT of evaluation.evaluate_ensemble: each member's accuracy, then the ensemble's evaluation."""
+def ensemble(result: EnsembleEvaluation, as_json: bool) -> str:
+    """An ensemble's evaluation: each member's accuracy, then the ensemble's own."""
     if as_json:
-        return json.dumps(result)
-    members = [f"{member['model_dir']} (step {member['step']}): accuracy {member['accuracy']:.4f}, "
-               f"{member['errors']} errors" for member in result["members"]]
-    return "\n".join([*members, f"{result['errors_of_every_member']} images are misclassified by every member",
-                      evaluation(result, as_json, f"ensemble of {len(result['members'])}")])
+        return json.dumps(result.to_json())
+    members = [f"{member.model_dir} (step {member.step}): accuracy {member.accuracy:.4f}, "
+               f"{member.errors} errors" for member in result.members]
+    return "\n".join([*members, f"{result.errors_of_every_member} images are misclassified by every member",
+                      evaluation(result, as_json, f"ensemble of {len(result.members)}")])
 
 
-def prediction(result: dict, classes: list[str], as_json: bool) -> str:
-    """A result of predict.predict_files as one JSON line, or as its answer and ranked CLASSES."""
+def answer(result: Prediction | NumberReading, as_json: bool) -> str:
+    """A prediction or a number reading as one JSON line, or as one line of text."""
     if as_json:
-        return json.dumps({k: v for k, v in result.items() if k not in ("top_k", "input")} |
-                          {"top_k": [{"class": c, "label": classes[c], "probability": p}
-                                     for c, p in result["top_k"]]})
-    where = result["file"] if result["index"] is None else f"{result['file']}[{result['index']}]"
+        return json.dumps(result.to_json())
+    return number(result) if isinstance(result, NumberReading) else prediction(result)
+
+
+def prediction(result: Prediction) -> str:
+    """'digit.png: 7   top-3: 7 (0.981), 1 (0.012), 9 (0.004)'."""
     # The digits are their own names; other classes are shown by name.
-    named = result["label"] != str(result["class"])
-    answer = f"{result['class']} ({result['label']})" if named else result["label"]
-    ranked = ", ".join(f"{classes[c] if named else c} ({p:.3f})" for c, p in result["top_k"])
-    return f"{where}: {answer}   top-{len(result['top_k'])}: {ranked}"
+    named = result.label != str(result.class_)
+    shown = f"{result.class_} ({result.label})" if named else result.label
+    return f"{result.where}: {shown}   top-{len(result.top_k)}: {_ranked(result, named)}"
 
 
-def number(result: dict, as_json: bool, k: int | None) -> str:
-    """A result of predict.read_number_files as one JSON line, or as the number and each digit's top-K."""
-    if as_json:
-        digits = [{"class": d["class"], "probabilities": d["probabilities"], "box": d["box"],
-                   "top_k": [{"class": c, "probability": p} for c, p in d["top_k"]]} for d in result["digits"]]
-        return json.dumps({"file": result["file"], "number": result["number"], "digits": digits})
-    ranked = "; ".join(", ".join(f"{c} ({p:.3f})" for c, p in d["top_k"]) for d in result["digits"])
-    return f"{result['file']}: {result['number']}   top-{k or 3} per digit: {ranked}"
+def number(result: NumberReading) -> str:
+    """'meter.jpg: 407   top-3 per digit: ...': the number, then each digit's ranked classes."""
+    ranked = "; ".join(_ranked(digit.prediction, False) for digit in result.digits)
+    k = len(result.digits[0].prediction.top_k) if result.digits else 3
+    return f"{result.file}: {result.number}   top-{k} per digit: {ranked}"
+
+
+def _ranked(result: Prediction, named: bool) -> str:
+    return ", ".join(f"{ranked.label if named else ranked.class_} ({ranked.probability:.3f})"
+                     for ranked in result.top_k)
+
+
+def training_event(event: TrainingEvent, recipe: Recipe, model_dir: str) -> str:
+    """One line of training's progress for EVENT, of RECIPE trained into MODEL_DIR."""
+    match event:
+        case TrainingStarted():
+            return (f"training {recipe.name} ({recipe.model}) on {event.images:,} {recipe.dataset} images into "
+                    f"{model_dir} for {recipe.total_steps} steps on {event.device}" +
+                    (f" in {event.precision}" if event.precision != "fp32" else "") +
+                    (f" with {event.ranks} ranks" if event.ranks > 1 else "") +
+                    (f", resuming from step {event.step}" if event.step else ""))
+        case StepLogged():
+            return (f"step {event.step}: loss {event.total_loss:.4f} "
+                    f"(cross-entropy {event.cross_entropy:.4f}), batch accuracy {event.batch_accuracy:.3f}, "
+                    f"lr {event.learning_rate:.3g}, {event.images_per_s:.0f} images/s")
+        case Validated():
+            return f"step {event.step}: validation accuracy {event.accuracy:.4f}"
+        case Tested():
+            return f"step {event.step}: test accuracy {event.accuracy:.4f}"
+        case Compiled():
+            return f"compiled the network in {event.seconds:.1f} s (not counted in images/s)"
+        case CheckpointSaved():
+            return f"step {event.step}: checkpoint {event.path}"
+    raise TypeError(f"not a training event: {event!r}")
 
 
 def model_summary(summary: dict, model: str, as_json: bool) -> str:

@@ -17,9 +17,8 @@ from starlette.staticfiles import StaticFiles
 from ..datasets import reads_digits
 from ..errors import LenetError
 from ..inference import open_model
-from ..predict import read_number_result, top_k
+from ..predict import predictions_from, read_number_result
 from ..pictures.inputs import check_reads_numbers
-from ..pictures.numbers import NumberInputs
 from .connections import BoundedProtocol
 from .decoding import BadRequest, include_input_param, read_request_inputs, read_request_number, top_k_param
 from .limits import Limits
@@ -43,7 +42,7 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
             k = top_k_param(request, len(classes))
             include_input = include_input_param(request)
             inputs = await read_request_inputs(request, limits, batch, dataset)
-            results = _predictions(inputs, await worker(inputs), k, include_input, classes)
+            results = [p.to_json(include_input) for p in predictions_from(await worker(inputs), inputs, classes, k)]
             return {"predictions": results} if batch else results[0]
         return predict
 
@@ -59,7 +58,7 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
         # ways when touching): they go to the worker max_batch at a time.
         chunks = [await worker(number.inputs[i:i + limits.max_batch])
                   for i in range(0, len(number.inputs), limits.max_batch)]
-        return _number_reading(number, np.concatenate(chunks), k, include_input)
+        return read_number_result(number, np.concatenate(chunks), k).to_json(include_input)
 
     async def health(request: Request) -> dict:
         return {"status": "ok"}
@@ -103,31 +102,7 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, limits:
                 http=functools.partial(BoundedProtocol, limits=limits))
 
 
-# The answers, built in one place: what /predict and /read answer, and every error's JSON.
-
-def _predictions(inputs: np.ndarray, probabilities: np.ndarray, k: int, include_input: bool,
-                 classes: tuple[str, ...]) -> list[dict]:
-    """The answer for each input of /predict and /predict/batch: class, label, probabilities, top K (input if asked)."""
-    results = []
-    for image, row, best in zip(inputs, probabilities, top_k(probabilities, k)):
-        result = {"class": best[0][0], "label": classes[best[0][0]], "probabilities": [float(p) for p in row],
-                  "top_k": [{"class": c, "label": classes[c], "probability": p} for c, p in best]}
-        if include_input:
-            result["input"] = np.round(image, 4).tolist()
-        results.append(result)
-    return results
-
-
-def _number_reading(number: NumberInputs, probabilities: np.ndarray, k: int, include_input: bool) -> dict:
-    """/read's answer: the number read, each digit's top K as objects (and its input when asked)."""
-    result = read_number_result(number, probabilities, k)
-    for digit in result["digits"]:
-        digit["top_k"] = [{"class": c, "probability": p} for c, p in digit["top_k"]]
-        image = digit.pop("input")
-        if include_input:
-            digit["input"] = np.round(image, 4).tolist()
-    return result
-
+# The answers are the library's result objects (lenet.results) as JSON; here, how they and every error are sent.
 
 def _answering(endpoint: Callable) -> Callable:
     """ENDPOINT (a request -> the answer's JSON content) with its refusals as 4xx JSON answers, and the
