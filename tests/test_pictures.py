@@ -9,7 +9,7 @@ from lenet.inference import open_model
 from lenet.pictures.clothes import normalize_item
 from lenet.pictures.digits import normalize_digit
 from lenet.pictures.inputs import array_to_inputs, image_to_input, normalize_picture, read_inputs
-from lenet.pictures.numbers import image_to_number_inputs
+from lenet.pictures.numbers import MAX_NUMBER_INPUTS, MAX_SPECKS, image_to_number_inputs
 
 
 def draw_seven(size=(300, 300), box=(60, 40, 240, 260), ink=0, paper=255, mode="L"):
@@ -193,11 +193,12 @@ def test_the_picture_of_a_line_alone_holds_no_digit():
         image_to_input(png_bytes(image), "line.png")
 
 
-def draw_number(gaps=(60, 60), size=(700, 260)):
-    """'7', '0', '7' side by side with GAPS pixels between them (negative: overlapping)."""
+def draw_number(gaps=(60, 60), size=(700, 260), digits="707"):
+    """DIGITS ('7's and '0's; by default '7', '0', '7') side by side with GAPS pixels between them
+    (negative: overlapping)."""
     image = Image.new("L", size, 255)
     left = 40
-    for digit, gap in zip("707", (*gaps, 0)):
+    for digit, gap in zip(digits, (*gaps, 0)):
         part = draw_seven(size=(180, 220), box=(10, 10, 170, 210)) if digit == "7" else \
             draw_zero(size=(180, 220), box=(30, 10, 150, 210))
         image.paste(ImageChops.darker(image.crop((left, 20, left + 180, 240)), part), (left, 20))
@@ -249,6 +250,96 @@ def test_pictures_without_a_number_are_refused_with_one_line():
     ImageDraw.Draw(bar).rectangle((100, 90, 400, 110), fill=0)
     with pytest.raises(LenetError, match="^bar.png: no digits found, only lines and bars$"):
         image_to_number_inputs(png_bytes(bar), "bar.png")
+
+
+def _one_line(refused):
+    return "\n" not in str(refused.value)
+
+
+def draw_zigzag(image, left, right, top, bottom, teeth=40):
+    ImageDraw.Draw(image).line([(left + i * (right - left) / teeth, top if i % 2 else bottom) for i in range(teeth + 1)],
+                               fill=0, width=2)
+
+
+def test_a_zigzag_beside_hairlines_takes_few_inputs():
+    # This picture of 433 bytes took 17 s of CPU: beside three hairlines (the only groups narrow enough to
+    # be one digit) the typical digit seemed 3 px wide, and the zig-zag, 440 px wide, was read cut into every
+    # count of digits up to 148: 11,029 inputs. Digits are at least 0.4 of their height wide, bar a 1, so
+    # a zig-zag 4.4 digit heights wide is read as at most 11 digits.
+    image = Image.new("L", (536, 120), 255)
+    draw_zigzag(image, 10, 450, 10, 110)
+    for x in (480, 492, 504):
+        ImageDraw.Draw(image).line([(x, 10), (x, 110)], fill=0, width=1)
+    payload = png_bytes(image)
+    assert len(payload) < 1500
+    number = image_to_number_inputs(payload, "zigzag.png")
+    assert len(number.groups) == 4 and len(number.groups[0]) <= 12
+    assert len(number.inputs) <= MAX_NUMBER_INPUTS
+
+
+def test_marks_that_would_take_too_many_inputs_are_refused():
+    # Two zig-zags each 5.6 digit heights wide beside a narrow '0' (the typical digit): each read as 1 to
+    # 12 digits, 157 inputs with the '0'.
+    image = Image.new("L", (1300, 140), 255)
+    draw_zigzag(image, 20, 580, 20, 120)
+    draw_zigzag(image, 640, 1200, 20, 120)
+    ImageDraw.Draw(image).ellipse((1230, 20, 1270, 120), outline=0, width=6)
+    with pytest.raises(LenetError, match=f"^zigzags.png: reading its marks would take 157 inputs, more than the "
+                                         f"{MAX_NUMBER_INPUTS} a number may") as refused:
+        image_to_number_inputs(png_bytes(image), "zigzags.png")
+    assert _one_line(refused)
+
+
+def _specks(page, count, side, rng):
+    ys, xs = rng.integers(0, page.shape[0] - side + 1, count), rng.integers(0, page.shape[1] - side + 1, count)
+    for dy in range(side):
+        for dx in range(side):
+            page[ys + dy, xs + dx] = 0
+    return page
+
+
+def test_a_page_of_random_specks_is_refused_not_read():
+    # 20,000 specks of 2x2 pixels on a 2000x2000 page were read as a number of 27 digits: reduced to
+    # 640x640, the specks' clusters are 2-4 pixels high, too small to be digits.
+    page = _specks(np.full((2000, 2000), 255, np.uint8), 20_000, 2, np.random.default_rng(0))
+    with pytest.raises(LenetError, match="^specks.png: no digits found, only specks: its marks are about [2-4] px "
+                                         "high once reduced to 640x640, under the 7 px a digit needs$") as refused:
+        image_to_number_inputs(png_bytes(Image.fromarray(page)), "specks.png")
+    assert _one_line(refused)
+
+
+def test_a_number_on_a_speckled_page_is_refused():
+    # The digits are there, but hundreds of specks are too: those over a digit would join it.
+    page = _specks(np.asarray(draw_number(), np.uint8).copy(), 400, 4, np.random.default_rng(0))
+    with pytest.raises(LenetError, match=f"^speckled.png: [0-9]+ specks beside the marks of digits' height, more "
+                                         f"than the {MAX_SPECKS} a picture of a number may have") as refused:
+        image_to_number_inputs(png_bytes(Image.fromarray(page)), "speckled.png")
+    assert _one_line(refused)
+
+
+def test_a_one_pixel_strip_holds_no_digits():
+    # Two runs of ink on a 1x4000 strip were read as a digit (a '4'), cut several ways.
+    strip = np.full((1, 4000), 255, np.uint8)
+    strip[0, 1000:1020] = strip[0, 1040:1060] = 0
+    with pytest.raises(LenetError, match="^strip.png: no digits found, only specks: its marks are about 1 px high, "
+                                         "under the 7 px a digit needs$"):
+        image_to_number_inputs(png_bytes(Image.fromarray(strip)), "strip.png")
+
+
+def test_a_number_on_a_long_strip_is_read_as_the_number_alone():
+    # Reduced to 640 pixels along its length, a 40000x90 strip would be 640x1, the digits averaged away
+    # (a blob read as 7 ways of 1-7 digits, or no ink at all). The strip is read at 64 or more pixels
+    # across instead (13490x30), as many working pixels as a square picture's 640x640: the digits are
+    # legible in the picture, and reading them costs no more than any picture's.
+    alone = draw_number(gaps=(60, 60, 60), size=(940, 260), digits="7070").resize((325, 90), Image.Resampling.LANCZOS)
+    strip = Image.new("L", (40_000, 90), 255)
+    strip.paste(alone, (20_000, 0))
+    expected = image_to_number_inputs(png_bytes(alone), "alone.png")
+    number = image_to_number_inputs(png_bytes(strip), "strip.png")
+    assert number.groups == expected.groups == [[(0,)], [(1,)], [(2,)], [(3,)]]
+    assert all(np.abs(number.inputs[i] - expected.inputs[i]).mean() < 0.05 for i in range(4))
+    for (x, y, width, height), (x0, y0, width0, height0) in zip(number.boxes, expected.boxes):
+        assert abs(x - 20_000 - x0) <= 4 and abs(y - y0) <= 4 and abs(width - width0) <= 4 and abs(height - height0) <= 4
 
 
 def test_mnist_test_digits_as_pngs_read_like_the_arrays(mnist, mnist_model_dir):

@@ -6,6 +6,7 @@ numpy and Pillow only, for the start-up time of `lenet predict` (see lenet.pictu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,9 +81,12 @@ class Ink:
         return np.isin(self.labels, [m.label for m in marks])
 
 
-def find_ink(gray: np.ndarray, name: str, max_side: int = WORK_SIDE) -> Ink:
-    """The ink of a float (H, W) grey picture in [0, 1], either polarity; refuses a picture without any."""
-    gray, scale = _reduce(gray, max_side)
+def find_ink(gray: np.ndarray, name: str, max_side: int = WORK_SIDE, min_short_side: int = 0) -> Ink:
+    """The ink of a float (H, W) grey picture in [0, 1], either polarity; refuses a picture without any.
+
+    The picture is reduced until its longer side is MAX_SIDE, or with MIN_SHORT_SIDE, a strip far
+    longer than high is reduced less (see _work_side)."""
+    gray, scale = _reduce(gray, _work_side(gray.shape, max_side, min_short_side))
     surface, paper = _paper(gray)
     residual = gray - surface
     noise = max(1.4826 * float(np.median(np.abs(residual[paper]))), NOISE_FLOOR)
@@ -125,6 +129,19 @@ def find_ink(gray: np.ndarray, name: str, max_side: int = WORK_SIDE) -> Ink:
     if not marks:
         raise no_ink
     return Ink(ink, labels, tuple(marks), scale)
+
+
+def _work_side(shape: tuple[int, int], max_side: int, min_short_side: int) -> int:
+    """The longer side a picture of SHAPE is reduced to: MAX_SIDE, unless that would leave its shorter
+    side under MIN_SHORT_SIDE. Such a strip (a line of digits cut from a form) is reduced only until its
+    shorter side is MIN_SHORT_SIDE, or as much more as keeps it within MAX_SIDE^2 working pixels, the
+    work a square picture costs: reduced to MAX_SIDE along its length, a 40000x90 strip would become
+    640x1, its digits averaged away."""
+    longer, shorter = max(shape), min(shape)
+    if longer * min_short_side <= shorter * max_side:
+        return max_side
+    factor = max(shorter / min_short_side, math.sqrt(longer * shorter) / max_side, longer / max_side ** 2)
+    return max(max_side, math.floor(longer / factor))
 
 
 def _reduce(gray: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[float, float]]:
