@@ -9,7 +9,7 @@ import torch
 from lenet.checkpoint import list_checkpoints, load_model, read_checkpoint, save_checkpoint
 from lenet.errors import LenetError
 from lenet.models import build_model
-from lenet.recipes import get_recipe
+from lenet.recipes import Recipe, get_recipe
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lenet"
 
@@ -221,3 +221,116 @@ def test_half_written_files_of_a_killed_run_are_removed_by_the_next_run(tmp_path
     (tmp_path / ".mine.tmp").write_bytes(b"not lenet's")  # a name lenet never writes is left alone
     train(dataclasses_replace(recipe, total_steps=6), tmp_path, synthetic, tensorboard=False)
     assert not any(path.exists() for path in stale) and (tmp_path / ".mine.tmp").exists()
+
+
+def two_checkpoints(tmp_path, synthetic):
+    """A trained mlp-ema directory holding checkpoints 4 and 6; returns its recipe."""
+    from lenet.recipes import override
+    from lenet.training import train
+    recipe = override(get_recipe("mlp-ema"), total_steps=6, batch_size=20, log_every_steps=2, eval_every_steps=6,
+                      checkpoint_every_steps=2, keep_checkpoints=2)
+    train(recipe, tmp_path, synthetic, tensorboard=False)
+    assert list_checkpoints(tmp_path) == [4, 6]
+    return recipe
+
+
+def damage(path):
+    path.write_bytes(path.read_bytes()[:-1] + b"\x01")
+
+
+def test_a_damaged_newest_checkpoint_is_passed_over_for_the_newest_intact_one_saying_so(tmp_path, synthetic):
+    from lenet.inference import open_model
+    two_checkpoints(tmp_path, synthetic)
+    damage(tmp_path / "model-00000006.safetensors")
+    model = open_model(tmp_path)
+    assert model.info.step == 4 and len(model.warnings) == 1
+    assert model.warnings[0].startswith(f"{tmp_path}: checkpoint 6 is damaged (")
+    assert "does not match the checksum" in model.warnings[0] and model.warnings[0].endswith("); using 4")
+    assert open_model(tmp_path, step=4).warnings == ()  # a step asked for is that step or an error
+    with pytest.raises(LenetError, match="does not match the checksum"):
+        open_model(tmp_path, step=6)
+
+
+def test_when_every_checkpoint_is_damaged_the_newests_error_is_raised(tmp_path, synthetic):
+    from lenet.inference import open_model
+    two_checkpoints(tmp_path, synthetic)
+    damage(tmp_path / "model-00000006.safetensors")
+    sidecar = tmp_path / "model-00000004.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "step": "4"}))
+    with pytest.raises(LenetError, match="model-00000006.safetensors: missing or does not match the checksum"):
+        open_model(tmp_path)
+
+
+def test_resuming_never_falls_back_to_an_older_checkpoint(tmp_path, synthetic):
+    # Resuming from checkpoint 4 would silently drop the steps trained since: the run is refused instead.
+    from lenet.training import train
+    recipe = two_checkpoints(tmp_path, synthetic)
+    damage(tmp_path / "model-00000006.safetensors")
+    with pytest.raises(LenetError, match="model-00000006.safetensors: missing or does not match the checksum"):
+        train(dataclasses_replace(recipe, total_steps=8), tmp_path, synthetic, tensorboard=False)
+    assert list_checkpoints(tmp_path) == [4, 6]
+
+
+def prune_on_first_read(monkeypatch, model_dir, which):
+    """Make the first read of a checkpoint's WHICH file ("json" or "safetensors") come just after a training
+    run (keep_checkpoints 1) wrote checkpoint 8 and pruned the others: listed, then gone. Returns the names
+    of the files whose read was so delayed."""
+    import lenet.checkpoint
+    import lenet.files
+    from safetensors.torch import load_file
+    pruned = []
+
+    def read_after_a_prune(path, *args, **kwargs):
+        name = Path(path).name
+        if not pruned and name.startswith("model-") and name.endswith(which):
+            pruned.append(name)
+            newest = list_checkpoints(model_dir)[-1]
+            sidecar = json.loads((model_dir / f"model-{newest:08d}.json").read_text())
+            save_checkpoint(model_dir, 8, load_file(model_dir / f"model-{newest:08d}.safetensors"),
+                            load_file(model_dir / f"state-{newest:08d}.safetensors"),
+                            recipe=Recipe.from_dict(sidecar["recipe"], "sidecar"), metrics={},
+                            dataset_sha256=sidecar["dataset_sha256"], classes=tuple(sidecar["classes"]),
+                            optimizer=sidecar["optimizer"], evaluation_weights=sidecar["evaluation_weights"], keep=1)
+        return original(path, *args, **kwargs)
+
+    original = lenet.files.read_file_bytes
+    monkeypatch.setattr(lenet.files, "read_file_bytes", read_after_a_prune)  # read_json's
+    monkeypatch.setattr(lenet.checkpoint, "read_file_bytes", read_after_a_prune)
+    return pruned
+
+
+@pytest.mark.parametrize("which", ["json", "safetensors"])
+@pytest.mark.parametrize("reader", ["open_model", "serve"])
+def test_a_checkpoint_pruned_between_listing_and_reading_is_looked_for_again(tmp_path, synthetic, monkeypatch,
+                                                                              which, reader):
+    from lenet.inference import open_model
+    two_checkpoints(tmp_path, synthetic)
+    pruned = prune_on_first_read(monkeypatch, tmp_path, which)
+    if reader == "open_model":
+        step = open_model(tmp_path).info.step
+    else:  # the server opens its model as it starts
+        import asyncio
+
+        from lenet.serving.app import create_app
+        from lenet.testing.fuzz_requests import asgi_request
+        status, _, body = asyncio.run(asgi_request(create_app(tmp_path), "GET", "/model"))
+        assert status == 200
+        step = json.loads(body)["step"]
+    assert pruned == [f"model-00000006.{which}"] and list_checkpoints(tmp_path) == [8] and step == 8
+
+
+def test_a_step_asked_for_and_pruned_meanwhile_is_a_one_line_error(tmp_path, synthetic, monkeypatch):
+    from lenet.inference import open_model
+    two_checkpoints(tmp_path, synthetic)
+    prune_on_first_read(monkeypatch, tmp_path, "safetensors")
+    with pytest.raises(LenetError, match=r"no checkpoint for step 6; available: \[8\]"):
+        open_model(tmp_path, step=6)
+
+
+def test_class_names_with_control_characters_in_a_sidecar_are_refused(tmp_path, synthetic):
+    _trained(tmp_path, synthetic, "mlp-ema")
+    sidecar = tmp_path / "model-00000004.json"
+    classes = ["zero", "o\x1b[2Jne"] + list("23456789")  # an escape sequence that would clear the terminal
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "classes": classes}))
+    with pytest.raises(LenetError, match="field classes: name 1 holds the control character U\\+001B"):
+        read_checkpoint(tmp_path)

@@ -260,3 +260,27 @@ def test_a_fashion_mnist_model_names_its_classes_and_refuses_mnist(fashion_model
     assert main(["eval", "--model-dir", model_dir, "--no-tensorboard", "--precision", "fp32"]) == 0
     out = capsys.readouterr().out
     assert "    9 Ankle boot  " in out and f"accuracy {fashion_model_dir[1]['test_accuracy']:.4f}" in out
+
+
+def test_eval_and_predict_say_which_damaged_checkpoint_they_passed_over(tmp_path, synthetic, mnist, capsys):
+    from test_checkpoint import damage, two_checkpoints
+    two_checkpoints(tmp_path, synthetic)
+    damage(tmp_path / "model-00000006.safetensors")
+    assert main(["eval", "--model-dir", str(tmp_path), "--json", "--no-tensorboard"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["step"] == 4
+    warnings = [line for line in err.splitlines() if line.startswith("lenet: warning:")]
+    assert warnings == [f"lenet: warning: {tmp_path}: checkpoint 6 is damaged ({tmp_path}/model-00000006.safetensors: "
+                        f"missing or does not match the checksum in model-00000006.json); using 4"]
+    assert main(["predict", "--model-dir", str(tmp_path), "examples/seven.png"]) == 0
+    assert capsys.readouterr().err.splitlines() == warnings
+
+
+def test_eval_reads_the_next_checkpoint_when_training_pruned_the_one_it_listed(tmp_path, synthetic, mnist,
+                                                                               monkeypatch, capsys):
+    from test_checkpoint import prune_on_first_read, two_checkpoints
+    two_checkpoints(tmp_path, synthetic)
+    pruned = prune_on_first_read(monkeypatch, tmp_path, "safetensors")
+    assert main(["eval", "--model-dir", str(tmp_path), "--json", "--no-tensorboard"]) == 0
+    out, err = capsys.readouterr()
+    assert pruned and json.loads(out)["step"] == 8 and "lenet: warning" not in err

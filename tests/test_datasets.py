@@ -100,3 +100,44 @@ def test_a_model_of_one_set_refuses_anothers_data():
     with pytest.raises(LenetError, match="a model of 3 classes, given data of 4"):
         check_same_dataset("runs/x", "idx", 3, "idx", 4)
     check_same_dataset("runs/x", "idx", 3, "idx", 3)
+
+
+def _stray_label(directory, label=255, image=17):
+    """The training labels of write_idx_set's set, one of them (IMAGE's) replaced by LABEL."""
+    labels = np.arange(480, dtype=np.uint8) % 3
+    labels[image] = label
+    _rewrite(directory, IDX_FILES[1], labels)
+
+
+def test_one_stray_label_does_not_make_a_network_of_256_classes(tmp_path):
+    write_idx_set(tmp_path)
+    _stray_label(tmp_path)
+    with pytest.raises(LenetError) as error:
+        load_dataset("idx", tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / IDX_FILES[1]}: label 255 makes 256 classes, but 252 of them (label 3, ...) have no training "
+        f"image; a stray label? (labels are 0..K-1, each used, or named in classes.txt)")
+
+
+def test_a_label_beyond_the_names_in_classes_txt_is_refused_saying_which_image_has_it(tmp_path):
+    write_idx_set(tmp_path, classes=["cat", "dog", "bird"])
+    _stray_label(tmp_path, 7, image=40)
+    with pytest.raises(LenetError) as error:
+        load_dataset("idx", tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'classes.txt'}: 3 class names for the 8 classes of the labels (one name per line, in label "
+        f"order); {tmp_path / IDX_FILES[1]} has label 7 (image 40)")
+
+
+@pytest.mark.parametrize("name, character", [("d\x00g", "U+0000"), ("\x1b[31mdog", "U+001B"), ("do\x7fg", "U+007F"),
+                                             ("dog\u202egod", "U+202E"), ("d\x0cog", "U+000C"),
+                                             ("d\u2028og", "U+2028")])
+def test_class_names_with_control_characters_are_refused_naming_the_line(tmp_path, name, character):
+    write_idx_set(tmp_path)
+    (tmp_path / "classes.txt").write_bytes(f"cat\n\n{name}\nbird\n".encode())  # the name is on line 3
+    with pytest.raises(LenetError) as error:
+        load_dataset("idx", tmp_path)
+    assert str(error.value) == f"{tmp_path / 'classes.txt'}: line 3: the class name holds the control character " \
+                               f"{character}"
+    (tmp_path / "classes.txt").write_bytes(b"cat\r\n  dog \r\nbird\r\n")  # Windows line ends, spaces around
+    assert load_dataset("idx", tmp_path).classes == ("cat", "dog", "bird")

@@ -183,3 +183,43 @@ def test_a_non_finite_test_accuracy_in_an_onnx_file_is_treated_as_absent(onnx_fi
             prop.value = "nan"
     onnx.save(proto, tmp_path / "nan.onnx")
     assert open_model(tmp_path / "nan.onnx").info.to_dict()["test_accuracy"] is None
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_an_export_never_writes_over_a_model_directorys_files_or_a_file_of_another_kind(synthetic_model_dir, tmp_path,
+                                                                                         capsys):
+    import shutil
+    model_dir = tmp_path / "m"
+    shutil.copytree(synthetic_model_dir, model_dir)
+    before = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
+    checkpoint = model_dir / "model-00000060.safetensors"
+    for target in (checkpoint, model_dir / "recipe.json", model_dir / "events" / "train" / "x.pt"):
+        assert main(["export", "--model-dir", str(model_dir), "--format", "torchscript", "-o", str(target)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith(f"lenet: error: {target}: ") and "refused" in err
+    assert {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()} == before
+    assert open_model(model_dir).info.step == 60
+    # Outside a model directory: an existing file is replaced only by an export of its own format.
+    notes = tmp_path / "notes.json"
+    notes.write_text("{}")
+    assert main(["export", "--model-dir", str(model_dir), "--format", "torchscript", "-o", str(notes)]) == 1
+    assert capsys.readouterr().err.strip() == (f"lenet: error: {notes}: exists and is not a TorchScript archive "
+                                               f"(lenet writes over an earlier one only); refused, choose another "
+                                               f"name or remove the file")
+    assert notes.read_text() == "{}"
+    exported = tmp_path / "model.pt"
+    for _ in range(2):  # the second writes over the first
+        assert main(["export", "--model-dir", str(model_dir), "--format", "torchscript", "-o", str(exported)]) == 0
+    assert main(["export", "--model-dir", str(model_dir), "--format", "pt2", "-o", str(exported)]) == 1
+    assert "exists and is not a torch.export archive" in capsys.readouterr().err
+
+
+def test_a_model_directory_whose_newest_checkpoint_an_export_destroyed_opens_the_one_before(tmp_path, synthetic,
+                                                                                            capsys):
+    from test_checkpoint import two_checkpoints
+    two_checkpoints(tmp_path, synthetic)
+    (tmp_path / "model-00000006.safetensors").write_bytes(b"PK\x03\x04 what an old lenet wrote there")
+    onnx = tmp_path.parent / f"{tmp_path.name}.onnx"
+    assert main(["export", "--model-dir", str(tmp_path), "--format", "onnx", "-o", str(onnx)]) == 0
+    assert capsys.readouterr().err.startswith(f"lenet: warning: {tmp_path}: checkpoint 6 is damaged (")
+    assert open_model(onnx).info.step == 4

@@ -212,3 +212,35 @@ def test_eval_names_the_precision_it_used(mnist_model_dir, capsys):
     assert main(["eval", "--model-dir", str(mnist_model_dir[0]), "--precision", "fp32", "--json",
                  "--no-tensorboard"]) == 0
     assert json.loads(capsys.readouterr().out)["precision"] == "fp32"
+
+
+def test_show_input_that_cannot_be_written_is_an_error_for_that_file_and_the_run_goes_on(tmp_path,
+                                                                                         synthetic_model_dir, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    np.save(tmp_path / "batch.npy", np.zeros((2, 28, 28), np.uint8))
+    code = main(["predict", "--model-dir", str(synthetic_model_dir), "--show-input", str(a_file), "--json",
+                 str(EXAMPLE), str(tmp_path / "batch.npy")])
+    out, err = capsys.readouterr()
+    assert code == 1 and len(out.splitlines()) == 3  # every answer, and an error for each picture not written
+    assert err.splitlines() == [f"lenet: error: cannot write {a_file / name}: {a_file} is a file, not a directory"
+                                for name in ("seven.png", "batch-0.png", "batch-1.png")]
+
+
+def test_show_input_never_writes_over_a_model_directorys_files_or_a_file_of_another_kind(tmp_path,
+                                                                                         synthetic_model_dir, capsys):
+    shown = tmp_path / "shown"
+    shown.mkdir()
+    (shown / "recipe.json").write_text("{}")  # a model directory's
+    checkpoint = shown / "model-00000060.png"
+    checkpoint.write_bytes(b"a checkpoint's name")
+    notes = shown / "seven.png"
+    notes.write_text("the user's notes")
+    (tmp_path / "model-00000060.png").write_bytes(EXAMPLE.read_bytes())
+    code = main(["predict", "--model-dir", str(synthetic_model_dir), "--show-input", str(shown),
+                 str(EXAMPLE), str(tmp_path / "model-00000060.png")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1 and len(err) == 2
+    assert err[0].startswith(f"lenet: error: {notes}: exists and is not a PNG picture")
+    assert err[1].startswith(f"lenet: error: {checkpoint}: one of the model directory {shown}'s own files")
+    assert notes.read_text() == "the user's notes" and checkpoint.read_bytes() == b"a checkpoint's name"

@@ -6,7 +6,9 @@ For step N a checkpoint is three files, written in this order, each atomically:
   model-N.json          recipe, step, metrics, class names, dataset and weight checksums, optimizer settings
 The JSON is written last, so a checkpoint exists exactly when its JSON does. Nothing is pickled.
 A training run holds train.lock in the directory, so that two runs never write into one; the
-directory's recipe.json says what it trains, and a resumed run may only extend its steps.
+directory's recipe.json says what it trains, and a resumed run may only extend its steps. Others read
+beside it with load_intact_model, which copes with a checkpoint pruned while they read it and passes
+over a damaged one; resuming never passes one over.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from .errors import LenetError
-from .files import atomic_write_bytes, check_finite_weights, read_file_bytes, read_json, write_json
-from .datasets import default_classes
+from .files import (LOCK_FILE, RECIPE_FILE, SIDECAR_FILE, atomic_write_bytes, check_finite_weights, read_file_bytes,
+                    read_json, write_json)
+from .datasets import control_character, default_classes
 from .models import build_model, model_device
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe, override
 
@@ -39,9 +42,6 @@ except ImportError:  # Windows: no flock; runs there are not guarded against a s
     fcntl = None
 
 FORMAT = "lenet-checkpoint-1"
-RECIPE_FILE = "recipe.json"
-LOCK_FILE = "train.lock"
-_SIDECAR = re.compile(r"^model-(\d+)\.json$")
 EVALUATION_WEIGHTS = ("trained", "moving_average")
 # The state file's keys: RNG states (rank 0's plain, other ranks' of a distributed run suffixed
 # ".rank-R"), the raw (not averaged) weights, the optimizer's tensors.
@@ -81,8 +81,12 @@ def _to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return _tensors_from_bytes(read_file_bytes(path), path)
+
+
+def _tensors_from_bytes(payload: bytes, path: Path) -> dict[str, torch.Tensor]:
     try:
-        return load_safetensors(read_file_bytes(path))
+        return load_safetensors(payload)
     except (SafetensorError, ValueError) as error:
         raise LenetError(f"{path}: not a valid safetensors file ({error})") from None
 
@@ -146,7 +150,7 @@ def list_checkpoints(model_dir: str | Path) -> list[int]:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(int(m.group(1)) for p in model_dir.iterdir() if (m := _SIDECAR.match(p.name)))
+    return sorted(int(m.group(1)) for p in model_dir.iterdir() if (m := SIDECAR_FILE.match(p.name)))
 
 
 def stored_recipe(model_dir: str | Path) -> Recipe | None:
@@ -238,25 +242,43 @@ def _classes(payload: dict, recipe: Recipe, origin: Path) -> tuple[str, ...]:
     classes = payload.get("classes")
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise LenetError(f"{origin}: field classes is missing or not a list of at least two names")
+    for index, name in enumerate(classes):
+        if (character := control_character(name)) is not None:
+            raise LenetError(f"{origin}: field classes: name {index} holds the control character {character}")
     return tuple(classes)
 
 
-def read_checkpoint(model_dir: str | Path, step: int | None = None
-                    ) -> tuple[Checkpoint, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(what the sidecar says, evaluation weights, state tensors) of checkpoint STEP, the newest by default."""
-    model_dir = require_model_dir(model_dir)
-    steps = list_checkpoints(model_dir)
+def _chosen_step(model_dir: Path, steps: list[int], step: int | None) -> int:
+    """STEP, or the newest of STEPS (MODEL_DIR's checkpoints) when None; refused when it is not among them."""
     if not steps:
         raise LenetError(f"{model_dir}: no checkpoint found (train one with `lenet train --model-dir {model_dir}`)")
     step = steps[-1] if step is None else step
     if step not in steps:
         raise LenetError(f"{model_dir}: no checkpoint for step {step}; available: {steps}")
-    weights_path, state_path, sidecar_path = _paths(model_dir, step)
+    return step
+
+
+def _read_evaluation_weights(model_dir: Path, step: int) -> tuple[Checkpoint, dict[str, torch.Tensor]]:
+    """What checkpoint STEP's sidecar says and its evaluation weights, checked against the sidecar's checksum."""
+    weights_path, _, sidecar_path = _paths(model_dir, step)
     checkpoint = _checkpoint_from_json(read_json(sidecar_path), model_dir, step, sidecar_path)
     weights_bytes = read_file_bytes(weights_path) if weights_path.exists() else b""
     if hashlib.sha256(weights_bytes).hexdigest() != checkpoint.weights_sha256:
         raise LenetError(f"{weights_path}: missing or does not match the checksum in {sidecar_path.name}")
-    return checkpoint, _load_tensors(weights_path), _load_tensors(state_path)
+    # The bytes checked, not the file again: it may have been replaced since.
+    return checkpoint, _tensors_from_bytes(weights_bytes, weights_path)
+
+
+def read_checkpoint(model_dir: str | Path, step: int | None = None
+                    ) -> tuple[Checkpoint, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(what the sidecar says, evaluation weights, state tensors) of checkpoint STEP, the newest by default.
+
+    A damaged checkpoint is refused, never passed over: resuming from an older one would drop the steps
+    trained since (readers that may fall back use load_intact_model)."""
+    model_dir = require_model_dir(model_dir)
+    step = _chosen_step(model_dir, list_checkpoints(model_dir), step)
+    checkpoint, weights = _read_evaluation_weights(model_dir, step)
+    return checkpoint, weights, _load_tensors(_paths(model_dir, step)[1])
 
 
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], origin: str) -> None:
@@ -277,14 +299,66 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], origin: str
     model.load_state_dict(weights)
 
 
-def load_model(model_dir: str | Path, device: str | torch.device = "cpu",
-               step: int | None = None) -> tuple[nn.Module, Checkpoint]:
-    """The network of MODEL_DIR with its evaluation weights, in eval mode, and what its checkpoint says."""
-    checkpoint, weights, _ = read_checkpoint(model_dir, step)
+def _network(model_dir: Path, step: int, device: str | torch.device) -> tuple[nn.Module, Checkpoint]:
+    checkpoint, weights = _read_evaluation_weights(model_dir, step)
     model = build_model(checkpoint.recipe.model, num_classes=len(checkpoint.classes))
     load_weights(model, weights, str(model_dir))
     # NHWC weights make oneDNN and cuDNN convolve in the faster channels-last layout.
     return model.to(device, memory_format=torch.channels_last).eval(), checkpoint
+
+
+def load_model(model_dir: str | Path, device: str | torch.device = "cpu",
+               step: int | None = None) -> tuple[nn.Module, Checkpoint]:
+    """The network of MODEL_DIR's checkpoint STEP (the newest by default) with its evaluation weights, in
+    eval mode, and what its checkpoint says."""
+    model_dir = require_model_dir(model_dir)
+    return _network(model_dir, _chosen_step(model_dir, list_checkpoints(model_dir), step), device)
+
+
+@dataclass(frozen=True)
+class SkippedCheckpoint:
+    """A damaged checkpoint that load_intact_model passed over for an older one, and why."""
+    step: int
+    reason: str  # the error reading it gave
+
+
+# How many times load_intact_model lists a model directory again when a checkpoint it listed was removed
+# before it could be read. A run prunes the oldest as it writes a new one, which then stays until the
+# next is written: one more listing is nearly always enough, a few allow for a run checkpointing very often.
+PRUNED_RETRIES = 5
+
+
+def load_intact_model(model_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None
+                      ) -> tuple[nn.Module, Checkpoint, tuple[SkippedCheckpoint, ...]]:
+    """load_model for those that read a model directory while a training run may write into it (eval,
+    predict, serve, export...): a checkpoint removed between listing and reading is looked for again in
+    a new listing; without STEP, a damaged newest checkpoint is passed over for the newest intact one,
+    and the ones passed over are returned, newest first. When every checkpoint is damaged, the newest's
+    error is raised."""
+    model_dir = require_model_dir(model_dir)
+    removed = None
+    for _ in range(PRUNED_RETRIES + 1):
+        steps = list_checkpoints(model_dir)
+        newest = _chosen_step(model_dir, steps, step)
+        skipped: list[SkippedCheckpoint] = []
+        newest_error = None
+        for candidate in [newest] if step is not None else steps[::-1]:
+            try:
+                network, checkpoint = _network(model_dir, candidate, device)
+                return network, checkpoint, tuple(skipped)
+            except LenetError as error:
+                # The sidecar goes first when a checkpoint is pruned: gone now, it was pruned, not damaged.
+                if candidate not in list_checkpoints(model_dir):
+                    removed = error
+                    break
+                if step is not None:
+                    raise
+                newest_error = newest_error or error
+                skipped.append(SkippedCheckpoint(candidate, str(error)))
+        else:
+            raise newest_error
+    raise LenetError(f"{model_dir}: checkpoints were removed faster than they could be read ({removed}); "
+                     f"try again")
 
 
 def rng_states(device: torch.device) -> dict[str, torch.Tensor]:

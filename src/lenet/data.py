@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from .datasets import (CLASSES_FILE, DIGITS, IDX_FILES, KNOWN_DATASETS, STANDARD_BYTES, TEST_IMAGES, TEST_LABELS,
-                       TRAIN_IMAGES, TRAIN_LABELS, KnownDataset, check_dataset_name)
+                       TRAIN_IMAGES, TRAIN_LABELS, KnownDataset, check_dataset_name, control_character)
 from .errors import LenetError
-from .files import atomic_write_bytes, read_file_bytes
+from .files import atomic_write_bytes, check_output_path, read_file_bytes
 from .idx import IMAGE_SIZE, gunzip_if_needed, read_idx, read_idx_sha256
 
 # MNIST's variable, kept from before lenet knew other sets; each known set has its own (datasets.py).
@@ -47,6 +47,7 @@ def _download(known: KnownDataset, name: str, target_dir: Path, retries: int = 3
               log: Callable[[str], None] | None = None) -> Path:
     """Fetch NAME.gz from KNOWN's mirrors into target_dir, checking its checksum before the rename."""
     errors = []
+    target = check_output_path(target_dir / f"{name}.gz", "idx")
     for mirror in known.mirrors:
         for attempt in range(retries):
             url = f"{mirror}{name}.gz"
@@ -58,7 +59,6 @@ def _download(known: KnownDataset, name: str, target_dir: Path, retries: int = 3
                 content = gunzip_if_needed(payload, url, STANDARD_BYTES[name])
                 if hashlib.sha256(content).hexdigest() != known.sha256[name]:
                     raise ValueError("checksum mismatch")
-                target = target_dir / f"{name}.gz"
                 atomic_write_bytes(target, payload)
                 return target
             except (urllib.error.URLError, OSError, ValueError, EOFError, LenetError) as error:
@@ -180,7 +180,8 @@ def load_dataset(dataset: str = "mnist", data_dir: str | Path | None = None, dow
 
 def _check_idx_set(arrays: dict[str, np.ndarray], paths: dict[str, Path], directory: Path) -> tuple[str, ...]:
     """The class names of a user's IDX set, once its files are what the networks take: uint8 images
-    (N, 28, 28), uint8 labels (N,) of 0..K-1 with K read from the training labels (K >= 2)."""
+    (N, 28, 28), uint8 labels (N,) of 0..K-1 with K read from the training labels (K >= 2): K names in
+    classes.txt, or else every label 0..K-1 used by a training image."""
     for images_name, labels_name in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
         images, labels = arrays[images_name], arrays[labels_name]
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
@@ -192,26 +193,51 @@ def _check_idx_set(arrays: dict[str, np.ndarray], paths: dict[str, Path], direct
         if len(labels) != len(images) or not len(labels):
             raise LenetError(f"{paths[labels_name]}: {len(labels):,} labels for the {len(images):,} images "
                              f"of {paths[images_name].name}")
+    classes_path = directory / CLASSES_FILE
+    names = _read_class_names(classes_path) if classes_path.exists() else None
     num_classes = int(arrays[TRAIN_LABELS].max()) + 1
     if num_classes < 2:
         raise LenetError(f"{paths[TRAIN_LABELS]}: every label is 0; a classifier needs at least two classes")
     if int(arrays[TEST_LABELS].max()) >= num_classes:
         raise LenetError(f"{paths[TEST_LABELS]}: label {int(arrays[TEST_LABELS].max())} is out of range: the "
                          f"training labels are 0..{num_classes - 1}")
-    classes_path = directory / CLASSES_FILE
-    if not classes_path.exists():
+    if names is None:
+        # Without names the largest label says how many classes there are: one stray label (255, say)
+        # would make a network of 256 outputs, most of them classes no image has.
+        unused = np.setdiff1d(np.arange(num_classes), arrays[TRAIN_LABELS])
+        if len(unused):
+            raise LenetError(f"{paths[TRAIN_LABELS]}: label {num_classes - 1} makes {num_classes} classes, but "
+                             f"{len(unused)} of them (label {int(unused[0])}, ...) have no training image; a stray "
+                             f"label? (labels are 0..K-1, each used, or named in {CLASSES_FILE})")
         return tuple(str(c) for c in range(num_classes))
-    try:
-        text = read_file_bytes(classes_path).decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise LenetError(f"{classes_path}: cannot read ({error})") from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) != num_classes:
+        # Labels beyond the names: say which image has the first, as it may be one stray label.
+        beyond = f"; {paths[TRAIN_LABELS]} has label {num_classes - 1} (image " \
+                 f"{int(np.argmax(arrays[TRAIN_LABELS] >= len(names)))})" if num_classes > len(names) else ""
         raise LenetError(f"{classes_path}: {len(names)} class names for the {num_classes} classes of the labels "
-                         f"(one name per line, in label order)")
+                         f"(one name per line, in label order){beyond}")
     if len(set(names)) != len(names) or max(map(len, names)) > MAX_CLASS_NAME_CHARS:
         raise LenetError(f"{classes_path}: class names must be distinct and at most {MAX_CLASS_NAME_CHARS} characters")
     return tuple(names)
+
+
+def _read_class_names(path: Path) -> list[str]:
+    """The class names in PATH (classes.txt), one a line, blank lines skipped; refused, naming the line,
+    when one holds a control character (a NUL, a terminal's escape sequence)."""
+    try:
+        text = read_file_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise LenetError(f"{path}: cannot read ({error})") from None
+    names = []
+    # Lines end at \n, \r\n or \r only, so that a line number is the one an editor shows (str.splitlines
+    # also ends them at form feeds, \x1c-\x1e and U+2028, which are refused inside a name).
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        name = line.strip()
+        if (character := control_character(name)) is not None:
+            raise LenetError(f"{path}: line {number}: the class name holds the control character {character}")
+        if name:
+            names.append(name)
+    return names
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ Plain data, importable without torch: an exported model names its classes withou
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from .errors import LenetError
@@ -24,6 +25,12 @@ DIGITS = tuple("0123456789")
 # The labels of Fashion-MNIST's README (Zalando Research, 2017), in label order.
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot")
+
+
+# Characters a class name may not hold, besides control characters (NUL, the escape sequences a terminal
+# runs): line and paragraph separators and the bidirectional marks and overrides, which break or reorder
+# the text around a name wherever it is printed.
+_FORBIDDEN_IN_NAMES = frozenset("\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,14 @@ KNOWN_DATASETS = {
                  "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
         env_var="LENET_FASHION_MNIST_DIR", system_dir="/usr/share/datasets/fashion-mnist"),
 }
+
+
+def control_character(name: str) -> str | None:
+    """The first character of the class name NAME that may not be printed as part of a name, as U+XXXX, or None."""
+    for character in name:
+        if unicodedata.category(character) == "Cc" or character in _FORBIDDEN_IN_NAMES:
+            return f"U+{ord(character):04X}"
+    return None
 
 
 def check_dataset_name(name: str, what: str = "--dataset") -> str:

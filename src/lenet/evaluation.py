@@ -81,26 +81,27 @@ def evaluate_model(model: LoadedModel | str | Path, data: Dataset, split: str = 
     return result
 
 
-def _distinct(members: list[str | Path]) -> list[Path]:
-    """MEMBERS as paths, refused when there are none or one is given twice."""
+def _distinct(members: list[LoadedModel | str | Path]) -> list[LoadedModel | Path]:
+    """MEMBERS (opened models or sources), refused when there are none or one is given twice."""
     if not members:
         raise LenetError("an ensemble needs at least one model directory or ONNX file")
     seen = set()
-    for source in map(Path, members):
+    for source in (m.source if isinstance(m, LoadedModel) else Path(m) for m in members):
         if source.resolve() in seen:  # it would count twice in the mean
             raise LenetError(f"{source}: given twice")
         seen.add(source.resolve())
-    return [Path(m) for m in members]
+    return [m if isinstance(m, LoadedModel) else Path(m) for m in members]
 
 
-def evaluate_ensemble(members: list[str | Path], data: Dataset, split: str = "test",
+def evaluate_ensemble(members: list[LoadedModel | str | Path], data: Dataset, split: str = "test",
                       device: str | torch.device = "cpu", top_k: int | None = None, tta: bool = False,
                       progress: Progress | None = None, precision: str = "auto") -> EnsembleEvaluation:
     """Metrics of the mean of several models' probabilities on one split, with each member's own
     accuracy and error count, and how many images all members get wrong (averaging cannot fix those). A member is a model directory or an exported
-    .onnx file (no TTA)."""
+    .onnx file (no TTA), opened on DEVICE in PRECISION, or a model open_model opened."""
     # Every member is opened and checked before the first is evaluated.
-    models: list[LoadedModel] = [open_model(source, device, precision=precision) for source in _distinct(members)]
+    models: list[LoadedModel] = [m if isinstance(m, LoadedModel) else open_model(m, device, precision=precision)
+                                 for m in _distinct(members)]
     top_k = check_top_k(top_k, models[0].num_classes, default=5)
     for model in models:
         model.check_data(data)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import LenetError
-from .files import atomic_write_bytes
-from .inference import is_onnx_file, open_model
+from .files import atomic_write_bytes, check_output_path
+from .inference import LoadedModel, is_onnx_file, open_model
 from .onnx_format import export_properties
 
 if TYPE_CHECKING:
@@ -69,16 +69,19 @@ def export_torchscript(model: "nn.Module", properties: dict[str, str]) -> bytes:
     return archive.getvalue()
 
 
-def export_model(model_dir: str | Path, fmt: str, path: str | Path) -> Path:
-    """Export MODEL_DIR's newest evaluation weights (the moving average when the recipe keeps one)."""
+def export_model(model: LoadedModel | str | Path, fmt: str, path: str | Path) -> Path:
+    """Export the evaluation weights (the moving average when the recipe keeps one) of MODEL (from
+    open_model, or a model directory to open: its newest intact checkpoint) into the file PATH, which
+    may not be one of a model directory's files nor an existing file of another kind than FMT."""
     if fmt not in FORMATS:
         raise LenetError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "onnx" and not is_onnx_file(path):  # predict, eval, ensemble and serve go by the suffix
         raise LenetError(f"{path}: an ONNX export's name must end in .onnx, "
                          f"which tells lenet it from a model directory")
-    model = open_model(model_dir, precision="fp32")  # an export holds the fp32 weights
+    path = check_output_path(path, fmt)
+    # The network's weights are fp32 whatever precision the model infers in: an export holds those.
+    model = model if isinstance(model, LoadedModel) else open_model(model, precision="fp32")
     network = model.network("export")
     exporter = {"onnx": export_onnx, "pt2": export_program, "torchscript": export_torchscript}[fmt]
-    path = Path(path)
     atomic_write_bytes(path, exporter(network, export_properties(model.checkpoint)))
     return path

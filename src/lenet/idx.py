@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LenetError
-from .files import atomic_write_bytes, read_file_bytes
+from .files import atomic_write_bytes, check_output_path, read_file_bytes
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -130,4 +130,4 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     if array.dtype != np.uint8:
         raise LenetError(f"{path}: only uint8 arrays can be written as IDX, got {array.dtype}")
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    atomic_write_bytes(Path(path), header + array.tobytes())
+    atomic_write_bytes(check_output_path(path, "idx"), header + array.tobytes())

@@ -82,6 +82,9 @@ class LoadedModel:
     info: ModelInfo
     precision: str = "fp32"  # what its arithmetic is, and why, in words: "bf16 (auto: AVX512-BF16)"
     supports_tta: bool = False
+    # What the caller should be told about how the model was opened, one line each (the CLI prints
+    # them as warnings): a model directory's damaged checkpoints passed over for an older one.
+    warnings: tuple[str, ...] = ()
 
     def logits(self, images, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
         """float32 logits (N, classes) of IMAGES (see as_float_inputs), batch by batch. With TTA (test-time
@@ -126,7 +129,8 @@ class LoadedModel:
 
 
 class CheckpointModel(LoadedModel):
-    """A model directory's checkpoint (the newest by default), its network on DEVICE in eval mode.
+    """A model directory's checkpoint (the newest intact one by default: see checkpoint.load_intact_model),
+    its network on DEVICE in eval mode.
 
     PRECISION "auto" (the default) infers in bf16 where DEVICE has bf16 arithmetic (AMX, AVX512-BF16,
     a recent GPU) and in fp32 elsewhere: on such a CPU bf16 gives 2-3x the images per second and the
@@ -134,13 +138,16 @@ class CheckpointModel(LoadedModel):
     supports_tta = True
 
     def __init__(self, source: Path, device, step: int | None = None, precision: str = "auto"):
-        from .checkpoint import load_model
+        from .checkpoint import load_intact_model
         from .execution import Execution, resolve_device, resolve_precision
         self.source = source
         device = resolve_device(device)
         execution, self.precision = resolve_precision(Execution(precision), device)
         self.bf16 = execution.bf16
-        self._network, self.checkpoint = load_model(source, device, step)
+        # A training run may be writing into SOURCE: pruning the checkpoint listed, or having left a damaged one.
+        self._network, self.checkpoint, skipped = load_intact_model(source, device, step)
+        self.warnings = tuple(f"{source}: checkpoint {s.step} is damaged ({s.reason}); using {self.checkpoint.step}"
+                              for s in skipped)
         recipe = self.checkpoint.recipe
         self.info = ModelInfo(model=recipe.model, recipe=recipe.name, step=self.checkpoint.step,
                               test_accuracy=self.checkpoint.test_accuracy,
@@ -215,9 +222,9 @@ class OnnxModel(LoadedModel):
 
 
 def open_model(source: str | Path, device="cpu", step: int | None = None, precision: str = "auto") -> LoadedModel:
-    """A model directory's checkpoint STEP (the newest by default) or an exported .onnx file, ready to
-    predict in PRECISION (fp32, bf16, or auto: bf16 where the device has bf16 arithmetic; see
-    CheckpointModel; an ONNX file runs in fp32)."""
+    """A model directory's checkpoint STEP (the newest intact one by default, any passed over named in
+    the model's warnings) or an exported .onnx file, ready to predict in PRECISION (fp32, bf16, or auto:
+    bf16 where the device has bf16 arithmetic; see CheckpointModel; an ONNX file runs in fp32)."""
     from .execution import Execution
     Execution(precision)  # refuses an unknown precision
     source = Path(source)

@@ -16,6 +16,7 @@ from torch import nn
 
 from .errors import LenetError
 from .evaluation import confusion_matrix
+from .files import check_output_path
 from .inference import LoadedModel, open_model
 from .layers import AvgPool2d, Conv2d, MaxPool2d
 from .models import eval_mode, model_device
@@ -34,6 +35,7 @@ def _pyplot():
 
 
 def _save(figure, path: Path) -> Path:
+    check_output_path(path, "png")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100, bbox_inches="tight")
     _pyplot().close(figure)
@@ -107,6 +109,7 @@ def confident_mistakes(images: torch.Tensor, labels: torch.Tensor, probabilities
     captions = [mistake_caption(classes, int(labels[i]), int(predictions[i]), f"{confidence[i]:.2f}")
                 for i in worst.tolist()]
     grid = labelled_grid(images[worst].numpy(), captions)
+    check_output_path(path, "png")
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(path)
     return path

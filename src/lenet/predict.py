@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import LenetError
-from .files import atomic_write_bytes, read_file_bytes
+from .files import atomic_write_bytes, check_output_path, read_file_bytes
 from .inference import LoadedModel, check_top_k
 from .pictures.decode import MAX_IMAGE_PIXELS
 from .pictures.inputs import check_reads_numbers, read_inputs
@@ -28,7 +28,7 @@ def write_input_picture(image: np.ndarray, directory: str | Path, name: str, tak
     taken.add(f"{stem}.png")
     buffer = io.BytesIO()
     Image.fromarray(np.clip(np.round(image * 255), 0, 255).astype(np.uint8)).save(buffer, format="PNG")
-    path = Path(directory) / f"{stem}.png"
+    path = check_output_path(Path(directory) / f"{stem}.png", "png")
     atomic_write_bytes(path, buffer.getvalue())
     return path
 

@@ -22,10 +22,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from .data import to_float
 from .errors import LenetError
+from .files import EVENTS_DIR
 from .models import eval_mode
 from .results import Evaluation, StepLogged
 
-EVENTS_DIR = "events"
 TRAIN_RUN = "train"
 # How many misclassified validation images go into the grid at each validation.
 MISCLASSIFIED_SHOWN = 36

@@ -95,9 +95,9 @@ def _without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_model, watch_checkpoints
-    from ..inference import check_top_k, open_model
+    from ..inference import check_top_k
     if not args.watch:
-        model = open_model(args.model_dir, args.device, precision=args.precision)
+        model = _open_model(args.model_dir, args.device, precision=args.precision)
         check_top_k(args.top_k, model.num_classes)  # before the data is loaded
         result = evaluate_model(model, _load_data(args, model.info.dataset), args.split, args.top_k, args.tensorboard,
                                 CountProgress(f"evaluating {args.split}"), args.tta)
@@ -112,7 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         for step in checkpoints:
             try:
-                model = open_model(args.model_dir, args.device, step, args.precision)
+                model = _open_model(args.model_dir, args.device, step, args.precision)
                 result = evaluate_model(model, data, args.split, args.top_k, args.tensorboard,
                                         CountProgress(f"evaluating step {step}"), args.tta)
             except LenetError as error:  # e.g. pruned by the trainer between listing and reading
@@ -126,20 +126,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_ensemble
-    from ..inference import check_top_k, open_model
-    first = open_model(args.model_dirs[0])  # its data set is the default; the members are checked against the data
-    check_top_k(args.top_k, first.num_classes)
-    data = _load_data(args, first.info.dataset)
-    result = evaluate_ensemble(args.model_dirs, data, args.split, args.device, args.top_k, args.tta,
+    from ..inference import check_top_k
+    members = [_open_model(source, args.device, precision=args.precision) for source in args.model_dirs]
+    check_top_k(args.top_k, members[0].num_classes)
+    # The first member's data set is the default; every member is checked against the data.
+    data = _load_data(args, members[0].info.dataset)
+    result = evaluate_ensemble(members, data, args.split, args.device, args.top_k, args.tta,
                                CountProgress("evaluating models"), args.precision)
     print(views.ensemble(result, args.json), flush=True)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..inference import check_top_k, open_model
+    from ..inference import check_top_k
     from ..predict import predict_files, read_number_files
-    model = open_model(args.model_dir, args.device, precision=args.precision)
+    model = _open_model(args.model_dir, args.device, precision=args.precision)
     check_top_k(args.top_k, model.num_classes)
     failures, shown = 0, set()
     results = (read_number_files if args.number else predict_files)(model, args.files, args.top_k)
@@ -149,7 +150,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"lenet: error: {result.error}", file=sys.stderr)
             continue
         if args.show_input:
-            _show_inputs(result, args.show_input, shown)
+            try:
+                _show_inputs(result, args.show_input, shown)
+            except LenetError as error:  # the answer stands; only its picture is missing
+                failures += 1
+                print(f"lenet: error: {error}", file=sys.stderr)
         print(views.answer(result, args.json))
     return 1 if failures else 0
 
@@ -168,7 +173,8 @@ def _show_inputs(result: Prediction | NumberReading, directory: str, shown: set[
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..export import export_model
-    path = export_model(args.model_dir, args.format, args.output)
+    # An export holds the fp32 weights, whatever precision the model would infer in.
+    path = export_model(_open_model(args.model_dir, precision="fp32"), args.format, args.output)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0
 
@@ -196,9 +202,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from ..inference import open_model
     from ..plots import plot_model_dir
-    model = open_model(args.model_dir, args.device)  # opened once: its data set is the default
+    model = _open_model(args.model_dir, args.device)  # opened once: its data set is the default
     paths, notes = plot_model_dir(model, _load_data(args, model.info.dataset), args.out, args.image,
                                   progress=CountProgress("drawing feature maps (layers)", period_s=0))
     for note in notes:
@@ -224,6 +229,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": cmd_train, "eval": cmd_eval, "ensemble": cmd_ensemble, "predict": cmd_predict, "export": cmd_export,
     "serve": cmd_serve, "summary": cmd_summary, "plot": cmd_plot, "models": cmd_models, "recipes": cmd_recipes,
 }
+
+
+def _open_model(source: str, device: str = "cpu", step: int | None = None, precision: str = "auto"):
+    """inference.open_model, saying on stderr what it passed over (a damaged checkpoint, say)."""
+    from ..inference import open_model
+    model = open_model(source, device, step, precision)
+    for warning in model.warnings:
+        print(f"lenet: warning: {warning}", file=sys.stderr, flush=True)
+    return model
 
 
 def _log(message: str) -> None:
