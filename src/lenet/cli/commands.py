@@ -138,10 +138,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..inference import check_top_k
     from ..predict import predict_files, read_number_files
     model = _open_model(args.model_dir, args.device, precision=args.precision)
-    check_top_k(args.top_k, model.num_classes)
+    # predict_files and read_number_files check --top-k (and that the model reads numbers) before any file.
     failures, shown = 0, set()
     results = (read_number_files if args.number else predict_files)(model, args.files, args.top_k)
     for result in results:
