@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 
 from lenet.inference import open_model
 from lenet.pictures.inputs import image_to_input
+from lenet.serving.access import Access
 from lenet.serving.app import create_app
 from lenet.serving.limits import Limits
 from lenet.serving.worker import InferenceWorker
@@ -563,7 +564,8 @@ def test_fuzzed_requests_get_no_5xx_no_traceback_no_hang_and_no_wrong_answer(syn
 
 @pytest.mark.parametrize("fields", [{"request_timeout_s": 0}, {"request_timeout_s": float("nan")},
                                     {"request_timeout_s": float("inf")}, {"request_timeout_s": "10"},
-                                    {"max_connections": 0}, {"max_connections": True}])
+                                    {"max_connections": 0}, {"max_connections": True},
+                                    {"max_uploads": Limits.max_connections}])
 def test_server_limits_refuse_what_is_no_positive_bounded_number(fields):
     from lenet.errors import LenetError
     with pytest.raises(LenetError, match="--request-timeout-s|--max-connections"):
@@ -580,3 +582,105 @@ def test_predict_json_and_post_predict_give_the_same_answer_field_for_field(synt
     # The command line also says which file (and which image of it) the answer is for; the rest is the same object.
     assert status == 200 and printed == {"file": "examples/seven.png", "index": None, **answer}
     assert set(answer) == {"class", "label", "probabilities", "top_k", "confidence"}
+
+
+def _exchange(app, method, path, headers, body=b""):
+    """(status, headers, body) of one request to APP in-process, its lifespan around it."""
+    async def run():
+        async with app.router.lifespan_context(app):
+            return await asgi_request(app, method, path, b"", headers, [body])
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("host", [b"attacker.example", b"attacker.example:8000", b"127.0.0.1.attacker.example",
+                                  b"localhost.attacker.example:8000"])
+def test_a_request_naming_another_host_is_refused_421(app, host):
+    # A page of attacker.example whose DNS name now points at 127.0.0.1 (DNS rebinding) sends Host: attacker.example.
+    status, headers, body = _exchange(app, "GET", "/health", [(b"host", host)])
+    assert status == 421 and "Host" in json.loads(body)["error"] and b"\n" not in body
+
+
+@pytest.mark.parametrize("host", [b"127.0.0.1:8000", b"127.0.0.1", b"localhost", b"LOCALHOST:8000", b"[::1]:8000",
+                                  b"[::1]", b"localhost.:1234"])
+def test_the_servers_own_names_are_served_with_any_port(app, host):
+    assert _exchange(app, "GET", "/health", [(b"host", host)])[0] == 200
+
+
+def test_a_name_given_with_allow_host_is_served(synthetic_model_dir):
+    app = create_app(synthetic_model_dir, access=Access(hosts=("digits.lan",)))
+    assert _exchange(app, "GET", "/health", [(b"host", b"Digits.LAN:8000")])[0] == 200
+    assert _exchange(app, "GET", "/health", [(b"host", b"other.lan:8000")])[0] == 421
+
+
+def test_a_foreign_origin_is_refused_403_the_servers_own_and_an_allowed_one_are_served(synthetic_model_dir):
+    app = create_app(synthetic_model_dir, access=Access(origins=("http://allowed.example:3000",)))
+    seven = open("examples/seven.png", "rb").read()
+
+    def post(origin):
+        return _exchange(app, "POST", "/predict", [(b"host", b"127.0.0.1:8000"), (b"content-type", b"image/png"),
+                                                   (b"origin", origin)], seven)
+    # A multipart or image POST needs no preflight: without the check the page's request would be served.
+    for foreign in (b"http://attacker.example", b"http://127.0.0.1:8001", b"https://127.0.0.1:8000", b"null"):
+        status, _, body = post(foreign)
+        assert status == 403 and "--allow-origin" in json.loads(body)["error"], foreign
+    status, headers, _ = post(b"http://127.0.0.1:8000")  # the server's own page
+    assert status == 200 and b"access-control-allow-origin" not in headers
+    status, headers, _ = post(b"http://allowed.example:3000")
+    assert status == 200 and headers[b"access-control-allow-origin"] == b"http://allowed.example:3000"
+    status, headers, _ = _exchange(app, "OPTIONS", "/predict", [(b"host", b"127.0.0.1:8000"),
+                                                                (b"origin", b"http://allowed.example:3000"),
+                                                                (b"access-control-request-method", b"POST")])
+    assert status == 204 and b"POST" in headers[b"access-control-allow-methods"]
+    status, _, body = _exchange(app, "GET", "/health", [(b"host", b"127.0.0.1:8000")])  # no Origin: curl, scripts
+    assert status == 200
+
+
+@pytest.mark.parametrize("fields", [{"origins": ("null",)}, {"origins": ("*",)},
+                                    {"origins": ("http://a.example/page",)}, {"origins": ("ftp://a.example",)},
+                                    {"hosts": ("a/b",)}, {"hosts": ("",)}])
+def test_access_refuses_what_is_no_origin_or_host_name(fields):
+    from lenet.errors import LenetError
+    with pytest.raises(LenetError, match="--allow-origin|--allow-host"):
+        Access(**fields)
+
+
+def test_an_answer_past_the_compute_deadline_is_503_and_abandoned_work_is_not_run(synthetic_model_dir, monkeypatch):
+    import lenet.serving.app
+    passes = []
+
+    def slow(source, device, precision):
+        model = open_model(source, device, precision=precision)
+        probabilities = model.probabilities
+
+        def slow_probabilities(inputs):
+            passes.append(len(inputs))
+            time.sleep(1.0)
+            return probabilities(inputs)
+        model.probabilities = slow_probabilities
+        return model
+    monkeypatch.setattr(lenet.serving.app, "open_model", slow)
+    app = create_app(synthetic_model_dir, Limits(compute_timeout_s=0.3))
+    image = json.dumps({"image": [[0.5] * 28] * 28}).encode()
+    headers = [(b"content-type", b"application/json")]
+
+    async def run():
+        async with app.router.lifespan_context(app):
+            first = asyncio.create_task(asgi_request(app, "POST", "/predict", b"", headers, [image]))
+            await asyncio.sleep(0.1)  # the first request's pass has begun (else both are in it)
+            second = await asgi_request(app, "POST", "/predict", b"", headers, [image])
+            return await first, second
+    for status, _, body in asyncio.run(run()):
+        assert status == 503 and "--compute-timeout-s" in json.loads(body)["error"]
+    assert len(passes) == 1  # the request still queued when it gave up was not computed
+
+
+def test_serve_on_a_port_in_use_is_a_one_line_error_before_the_model_loads(tmp_path, capsys):
+    from lenet.cli import main
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        # No model there: the port is checked first, so that is not what the error says.
+        assert main(["serve", "--model-dir", str(tmp_path / "no-model"), "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lenet: error:") and f":{port}" in err and "in use" in err

@@ -179,13 +179,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serving.access import Access
     from ..serving.app import serve
     from ..serving.limits import Limits
     limits = Limits(args.max_body_bytes, args.max_image_pixels, args.max_batch,
-                    request_timeout_s=args.request_timeout_s, max_connections=args.max_connections)
+                    request_timeout_s=args.request_timeout_s, max_connections=args.max_connections,
+                    header_timeout_s=args.header_timeout_s, compute_timeout_s=args.compute_timeout_s,
+                    max_uploads=args.max_uploads, max_waiting_connections=args.max_waiting_connections)
+    access = Access(hosts=tuple(args.allow_host), origins=tuple(args.allow_origin))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"lenet: warning: serving on {args.host}, reachable from other machines", file=sys.stderr)
-    serve(args.model_dir, args.host, args.port, limits, args.device, args.precision)
+    serve(args.model_dir, args.host, args.port, limits, args.device, args.precision, access)
     return 0
 
 

@@ -149,8 +149,19 @@ def _add_export(commands) -> None:
 def _add_serve(commands) -> None:
     p = commands.add_parser("serve", help="HTTP API and draw-a-digit page for a model directory or ONNX file")
     _model_option(p, "a model directory, or an ONNX file made by `lenet export`")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only). A request must name the server "
+                        "in its Host header (any port): localhost, 127.0.0.1, [::1], this address, the address "
+                        "the request came in on (so with 0.0.0.0, the machine's own addresses), or a name given "
+                        "with --allow-host; else it is refused (421), so that a web page whose DNS name is "
+                        "rebound to this machine cannot use the server")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another name clients reach the server by, e.g. its DNS name on the network (repeatable)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page's origin (scheme://host[:port]) allowed to send requests and read the "
+                        "answers (repeatable). By default only the server's own page may: a request whose Origin "
+                        "header is another site's is refused (403); requests without one (curl, scripts) are served")
     # The defaults are Limits' own: written once, there.
     p.add_argument("--max-body-bytes", type=int, default=Limits.max_body_bytes, metavar="N",
                    help=f"largest request body accepted (default {Limits.max_body_bytes // 2**20} MiB)")
@@ -158,11 +169,25 @@ def _add_serve(commands) -> None:
                    help=f"largest image (width x height) accepted (default {Limits.max_image_pixels:,})")
     p.add_argument("--max-batch", type=int, default=Limits.max_batch, metavar="N",
                    help=f"most images per request and per forward pass (default {Limits.max_batch})")
+    p.add_argument("--header-timeout-s", type=float, default=Limits.header_timeout_s, metavar="S",
+                   help=f"a request's headers must arrive within S seconds, else it is dropped "
+                        f"(default {Limits.header_timeout_s:g})")
     p.add_argument("--request-timeout-s", type=float, default=Limits.request_timeout_s, metavar="S",
-                   help=f"a request's headers and body must arrive within S seconds, else it is dropped "
-                        f"(default {Limits.request_timeout_s:g})")
+                   help=f"a request's headers and body must arrive within S seconds, else it is answered 408 "
+                        f"and dropped (default {Limits.request_timeout_s:g})")
+    p.add_argument("--compute-timeout-s", type=float, default=Limits.compute_timeout_s, metavar="S",
+                   help=f"a request's answer must be computed within S seconds of its body arriving, else it "
+                        f"is answered 503 (default {Limits.compute_timeout_s:g})")
     p.add_argument("--max-connections", type=int, default=Limits.max_connections, metavar="N",
-                   help=f"open connections past N are answered 503 (default {Limits.max_connections})")
+                   help=f"requests in progress at once (from their headers to their answer); past N, one is "
+                        f"answered 503 when its headers arrive. Connections still waiting for their headers "
+                        f"are not counted (default {Limits.max_connections})")
+    p.add_argument("--max-uploads", type=int, default=Limits.max_uploads, metavar="N",
+                   help=f"of those, requests with a body; past N, one is answered 503 when its headers arrive "
+                        f"(default {Limits.max_uploads}; below --max-connections)")
+    p.add_argument("--max-waiting-connections", type=int, default=Limits.max_waiting_connections, metavar="N",
+                   help=f"connections waiting for a request's headers; past N, the one waiting longest is closed "
+                        f"for the new one (default {Limits.max_waiting_connections})")
     _device_option(p)
     _inference_precision_option(p)
 

@@ -10,7 +10,10 @@ GET  /health, GET /model, GET / (the drawing page, static files under /static)
 
 Everything from outside is checked before it reaches the network: body size, content type,
 image dimensions, array shape and values, query parameters (decoding). Bad input is a 4xx JSON
-{"error": ...}. Each request has a read deadline and the server a bound on open connections
+{"error": ...} (refusals). Only the server's own names (Host) and pages (Origin) are served, unless
+told otherwise (access). Each request has deadlines for its headers, its body and its answer, and
+the server bounds on the requests it holds, counted from their headers so that slow clients keep no
+one out; requests that break HTTP/1.1's framing are refused and their connections closed
 (connections); every limit and its default is in limits. Concurrent requests are grouped into one
 forward pass by a single inference worker (worker). The app and its routes, and `serve`, are in app.
 

@@ -1,6 +1,8 @@
 """Request -> inputs: the body read within its limit, JSON images, multipart uploads, pictures and
 numbers, and the query parameters; whatever is refused is a BadRequest with its status.
 
+The body is read first (read_request_body), then decoded (request_inputs, request_number): the app
+bounds the decoding and the network by the compute deadline, and the body by the protocol's read deadline.
 No one large body stalls the event loop: JSON bodies are bounded by the images they may carry and
 parsed in a thread, pictures decoded in threads, multipart bodies parsed in pieces.
 """
@@ -12,7 +14,6 @@ import json
 import re
 
 import numpy as np
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
@@ -22,6 +23,7 @@ from ..inference import check_top_k
 from ..pictures.inputs import array_to_inputs, image_to_input
 from ..pictures.numbers import NumberInputs, image_to_number_inputs
 from .limits import Limits
+from .refusals import BadRequest
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
 # Only ASCII digits: str.isdigit() also passes "²", which int() refuses, and int() takes "١" (Arabic-Indic).
@@ -36,47 +38,44 @@ MULTIPART_PIECE_BYTES = 64 * 1024
 FLAGS = {"0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}
 
 
-class BadRequest(Exception):
-    """A request refused: STATUS (4xx) and a one-line message, answered as JSON {"error": message}."""
+async def read_request_body(request: Request, limits: Limits, json_images: int | None = None) -> bytes:
+    """A request's body within its limit: max_body_bytes, or for a JSON body that may carry JSON_IMAGES
+    images, what they can need (JSON_BYTES_PER_IMAGE each)."""
+    limit = limits.max_body_bytes
+    if json_images is not None and _content_type(request.headers) == "application/json":
+        limit = min(limit, json_images * JSON_BYTES_PER_IMAGE)
+    return await _read_body(request, limit)
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
-
-async def read_request_inputs(request: Request, limits: Limits, batch: bool, dataset: str) -> np.ndarray:
-    """The float (N, 28, 28) inputs of a request, whatever form they came in (pictures normalized for
+async def request_inputs(body: bytes, headers: Headers, limits: Limits, batch: bool, dataset: str) -> np.ndarray:
+    """The float (N, 28, 28) inputs of a request's BODY, whatever form they came in (pictures normalized for
     a model of DATASET)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _content_type(headers)
     if content_type == "application/json":
-        images = limits.max_batch if batch else 1
-        body = await _read_body(request, min(limits.max_body_bytes, images * JSON_BYTES_PER_IMAGE))
-        return await run_in_threadpool(_json_inputs, body, batch, limits.max_batch)
-    body = await _read_body(request, limits.max_body_bytes)
+        return await _in_thread(_json_inputs, body, batch, limits.max_batch)
     if content_type == "multipart/form-data":
-        files = await _uploads(body, request.headers, limits)
+        files = await _uploads(body, headers, limits)
         if not batch and len(files) != 1:
             raise BadRequest(400, f"/predict takes one file, got {len(files)} (use /predict/batch)")
-        return np.concatenate([await run_in_threadpool(_image_input, payload, name, limits, dataset)
+        return np.concatenate([await _in_thread(_image_input, payload, name, limits, dataset)
                                for name, payload in files])
     if content_type in IMAGE_TYPES or content_type == "application/octet-stream":
-        return await run_in_threadpool(_image_input, body, "upload", limits, dataset)
+        return await _in_thread(_image_input, body, "upload", limits, dataset)
     raise BadRequest(415, f"unsupported content type {content_type or '(none)'!r}: send an image "
                           f"({', '.join(IMAGE_TYPES)}), multipart/form-data or application/json")
 
 
-async def read_request_number(request: Request, limits: Limits) -> NumberInputs:
-    """The digits of the one picture a /read request carries (a raw image body or one multipart file)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _read_body(request, limits.max_body_bytes)
+async def request_number(body: bytes, headers: Headers, limits: Limits) -> NumberInputs:
+    """The digits of the one picture a /read request's BODY carries (a raw image or one multipart file)."""
+    content_type = _content_type(headers)
     if content_type == "multipart/form-data":
-        files = await _uploads(body, request.headers, limits)
+        files = await _uploads(body, headers, limits)
         if len(files) != 1:
             raise BadRequest(400, f"/read takes one file, got {len(files)}")
         (name, body), = files
-        return await run_in_threadpool(_number_input, body, name, limits)
+        return await _in_thread(_number_input, body, name, limits)
     if content_type in IMAGE_TYPES or content_type == "application/octet-stream":
-        return await run_in_threadpool(_number_input, body, "upload", limits)
+        return await _in_thread(_number_input, body, "upload", limits)
     raise BadRequest(415, f"unsupported content type {content_type or '(none)'!r}: send an image "
                           f"({', '.join(IMAGE_TYPES)}) or multipart/form-data")
 
@@ -157,6 +156,17 @@ async def _uploads(body: bytes, headers: Headers, limits: Limits) -> list[tuple[
     if not files:
         raise BadRequest(400, "multipart body has no file field")
     return files
+
+
+def _content_type(headers: Headers) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _in_thread(function, *args):
+    """FUNCTION(*ARGS) in a thread. Past the compute deadline the request stops waiting for it and is
+    answered; the thread cannot be stopped and finishes its (bounded) work unwatched. Starlette's
+    run_in_threadpool would keep the request waiting for it instead (anyio shields it from cancelling)."""
+    return await asyncio.to_thread(function, *args)
 
 
 def _image_input(payload: bytes, name: str, limits: Limits, dataset: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""A real `lenet serve` on loopback and the clients that load it, stall it and poll its /health.
+"""A real `lenet serve` on loopback and the clients that load it, stall it, crowd it and poll its /health.
 
 benchmarks/speed/serve_load.py measures with these at scale; tests/test_server_load.py checks the same small.
 """
@@ -118,20 +118,150 @@ class HealthPoller:
                 "health_p99_ms": round(float(np.percentile(values, 99)), 1)}
 
 
+def address(url: str) -> tuple[str, int]:
+    host, port = url.rsplit("/", 1)[1].split(":")
+    return host, int(port)
+
+
+def request_head(url: str, method: str = "POST", path: str = "/predict", *headers: str) -> bytes:
+    """A request's line and headers for URL's server, without the blank line that ends them."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {url.rsplit('/', 1)[1]}", *headers]
+    return "".join(line + "\r\n" for line in lines).encode()
+
+
 def stalled_connection(url: str, where: str, body_bytes: int = 100_000) -> socket.socket:
     """A connection that stops sending: after nothing ("nothing"), half its headers ("headers"), or its
     headers and all of a BODY_BYTES body but its last byte ("body")."""
-    host, port = url.rsplit("/", 1)[1].split(":")
-    connection = socket.create_connection((host, int(port)))
+    connection = socket.create_connection(address(url))
     try:
         if where == "headers":
-            connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n")
+            connection.sendall(request_head(url, "POST", "/predict", "Content-Type: image/png"))
         elif where == "body":
-            connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                               b"Content-Length: %d\r\n\r\n" % body_bytes + b"\0" * (body_bytes - 1))
-    except OSError:  # refused mid-send (over --max-connections): seconds_until_dropped sees it closed
+            connection.sendall(request_head(url, "POST", "/predict", "Content-Type: image/png",
+                                            f"Content-Length: {body_bytes}") + b"\r\n" + b"\0" * (body_bytes - 1))
+    except OSError:  # refused mid-send (past --max-uploads): seconds_until_dropped sees it closed
         pass
     return connection
+
+
+def answer_and_close(connection: socket.socket, timeout_s: float) -> tuple[bytes, bool]:
+    """What the server sends on CONNECTION within TIMEOUT_S, and whether it closed the connection after."""
+    connection.settimeout(timeout_s)
+    received = b""
+    try:
+        while chunk := connection.recv(65536):
+            received += chunk
+        return received, True
+    except ConnectionResetError:
+        return received, True
+    except OSError:  # timed out: still open
+        return received, False
+    finally:
+        connection.close()
+
+
+class SlowClients:
+    """COUNT slow-loris clients while the block runs: each sends a request's headers one byte every
+    byte_interval_s, never finishing them, and connects again after reconnect_s or once the server has
+    answered or closed its connection. One thread drives them all; opened counts the connections made,
+    dropped those the server closed."""
+
+    def __init__(self, url: str, count: int, byte_interval_s: float = 1.0, reconnect_s: float = 10.0):
+        self.url, self.count, self.byte_interval_s, self.reconnect_s = url, count, byte_interval_s, reconnect_s
+        self.opened = self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        # Headers that never end: after the request line, one header line after another.
+        self._head = request_head(url, "GET", "/health") + b"X-Slow: 1\r\n" * 10_000
+
+    def _connect(self) -> list:
+        """[the connection (None if refused), bytes sent, when it was made]"""
+        self.opened += 1
+        try:
+            connection = socket.create_connection(address(self.url), timeout=5)
+            connection.setblocking(False)
+        except OSError:
+            connection = None
+        return [connection, 0, time.monotonic()]
+
+    def _run(self) -> None:
+        clients = [self._connect() for _ in range(self.count)]
+        next_byte_at = time.monotonic()
+        while not self._stop.wait(0.05):
+            now = time.monotonic()
+            send = now >= next_byte_at
+            next_byte_at += self.byte_interval_s if send else 0
+            for i, (connection, sent, since) in enumerate(clients):
+                if connection is not None and now - since <= self.reconnect_s and not _heard_from(connection):
+                    if not send:
+                        continue
+                    try:
+                        connection.send(self._head[sent:sent + 1])
+                        clients[i][1] += 1
+                        continue
+                    except OSError:
+                        pass
+                if connection is not None:
+                    if now - since <= self.reconnect_s:  # not its own time to reconnect: the server closed it
+                        self.dropped += 1
+                    connection.close()
+                clients[i] = self._connect()
+        for connection, _, _ in clients:
+            if connection is not None:
+                connection.close()
+
+    def __enter__(self) -> "SlowClients":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def figures(self) -> dict:
+        return {"slow_clients": self.count, "slow_connections_opened": self.opened,
+                "slow_connections_dropped_by_server": self.dropped}
+
+
+class StalledUploads:
+    """COUNT uploads of BODY_BYTES while the block runs, each stalled before its last byte, all opened again
+    every reopen_s (those the server refused or dropped included)."""
+
+    def __init__(self, url: str, count: int, body_bytes: int, reopen_s: float = 10.0):
+        self.url, self.count, self.body_bytes, self.reopen_s = url, count, body_bytes, reopen_s
+        self.opened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            uploads = [stalled_connection(self.url, "body", self.body_bytes) for _ in range(self.count)]
+            self.opened += len(uploads)
+            stop = self._stop.wait(self.reopen_s)
+            for upload in uploads:
+                upload.close()
+            if stop:
+                return
+
+    def __enter__(self) -> "StalledUploads":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _heard_from(connection: socket.socket) -> bool:
+    """Whether the server sent something on a connection or closed it (it answers a slow client only to
+    refuse it, then closes)."""
+    try:
+        connection.recv(65536)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def seconds_until_dropped(connections: list[socket.socket], give_up_s: float) -> list[float | None]:
