@@ -40,6 +40,8 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
     """The app serving a model directory's newest checkpoint, or an exported .onnx file, in PRECISION
     (see inference.open_model), to the hosts and pages ACCESS allows."""
     model = open_model(source, device, precision=precision)
+    for warning in model.warnings:  # a damaged newest checkpoint passed over, say: in the server's log
+        logging.getLogger("uvicorn.error").warning(warning)
     dataset, classes = model.info.dataset, model.info.classes
     # The page draws digits for a model of digits, and takes a picture to classify for any other.
     info = model.info.to_dict() | {"reads_digits": reads_digits(dataset), "precision": model.precision}
