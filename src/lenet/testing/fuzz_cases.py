@@ -33,7 +33,7 @@ class Hang(Exception):
 
 
 @contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
+def time_limit(seconds: float) -> Iterator[None]:
     def expire(signum, frame):
         raise Hang()
     previous = signal.signal(signal.SIGALRM, expire)
@@ -56,7 +56,7 @@ class Figures:
         """Run CASE; it returns None when its answer is right (or refused as a LenetError), else why it is wrong."""
         self.counts["cases"] += 1
         try:
-            with _time_limit(CASE_LIMIT_S):
+            with time_limit(CASE_LIMIT_S):
                 try:
                     wrong = case()
                 except LenetError:
@@ -108,7 +108,8 @@ def mutate_bytes(raw: bytes, rng: random.Random, header_bytes: int = 64) -> byte
     return bytes(data)
 
 
-def _check_inputs(inputs: np.ndarray) -> str | None:
+def check_inputs(inputs: np.ndarray) -> str | None:
+    """Why INPUTS cannot be a model's inputs (not float32 in [0, 1] of shape (N, 28, 28), N > 0), or None."""
     if inputs.ndim != 3 or inputs.shape[1:] != (28, 28) or not len(inputs):
         return f"inputs of shape {inputs.shape}"
     if inputs.dtype != np.float32 or not np.isfinite(inputs).all() or inputs.min() < 0 or inputs.max() > 1:
@@ -155,7 +156,7 @@ def _fuzz_files(kind: str, seeds: dict[str, bytes], cases: int, seed: int, heade
     for index in range(cases):
         name = names[index % len(names)]
         payload, path = mutate_bytes(seeds[name], rng, header_bytes(name)), file_name(index, name)
-        figures.run(f"{kind} case {index} ({name})", lambda: _check_inputs(inputs_from_bytes(payload, path)[0]))
+        figures.run(f"{kind} case {index} ({name})", lambda: check_inputs(inputs_from_bytes(payload, path)[0]))
     return {**figures.result(), "formats" if kind == "images" else "kinds": names}
 
 
