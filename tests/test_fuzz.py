@@ -1,6 +1,7 @@
 """Seeded, bounded fuzzing of the files lenet reads (lenet.testing.fuzz_cases; larger counts:
 benchmarks/fuzzing/fuzz.py)."""
 
+import numpy as np
 import pytest
 
 from lenet.testing.fuzz_cases import CLASSES
@@ -27,3 +28,18 @@ def test_generated_pictures_are_read_with_bounded_inputs_and_no_traceback():
     assert (figures["tracebacks"], figures["wrong_answers"], figures["multi_line_refusals"]) == (0, 0, 0), \
         figures["examples"]
     assert 0 < figures["max_inputs"] <= MAX_NUMBER_INPUTS
+
+
+@pytest.mark.parametrize("case", [136, 175, 328, 516, 621])
+def test_the_work_fuzzers_nan_ink_pictures_are_no_ink_not_a_traceback(case):
+    # Found by `fuzz.py --kind work` (seed 0): strokes no darker than the paper made the ink level equal
+    # its floor, and the ink NaN (ValueError: cannot convert float NaN to integer) in the digit path.
+    from lenet.errors import LenetError
+    from lenet.pictures.inputs import image_to_input
+    from lenet.testing.fuzz_work import work_case
+    try:
+        image = image_to_input(work_case(0, case).payload, "case")
+    except LenetError as error:
+        assert "\n" not in str(error)
+    else:
+        assert image.shape == (28, 28) and np.isfinite(image).all()

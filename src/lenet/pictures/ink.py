@@ -122,7 +122,9 @@ def find_ink(gray: np.ndarray, name: str, max_side: int = WORK_SIDE, min_short_s
     # coloured ink still comes out as MNIST's full white; paper within two noise deviations becomes 0.
     level = float(np.percentile(residual[mask], 75))
     floor = min(2 * noise, level / 2)
-    if float(smooth[mask].max()) < MIN_CONTRAST:
+    if float(smooth[mask].max()) < MIN_CONTRAST or level <= floor:
+        # level <= floor: the strokes are no darker than the paper's own noise (a flat picture whose
+        # smoothing alone made a mark); dividing by it would make NaN ink.
         raise no_ink
     ink = np.clip((residual - floor) / (level - floor), 0.0, 1.0).astype(np.float32)
     marks = [m for m in _marks(labels, count, ink) if m.area >= MIN_MARK_PIXELS]
