@@ -77,7 +77,26 @@ def concurrent_clients(url: str, clients: int, requests: int, body: bytes, conte
             "p99_ms": round(float(np.percentile(latencies_ms, 99)), 1)}
 
 
-class HealthPoller:
+class _InBackground:
+    """A load that runs in a thread while a `with` block runs: _run until _stop is set, then joined."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class HealthPoller(_InBackground):
     """Asks GET /health every interval_s in a thread while the block runs; latencies_ms of the 200 answers and
     failures (no answer, or another status) after."""
 
@@ -85,8 +104,7 @@ class HealthPoller:
         self.url, self.interval_s = url, interval_s
         self.latencies_ms: list[float] = []
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -102,14 +120,6 @@ class HealthPoller:
             else:
                 self.failures += 1
             self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> "HealthPoller":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def figures(self) -> dict:
         values = self.latencies_ms or [float("inf")]
@@ -160,7 +170,7 @@ def answer_and_close(connection: socket.socket, timeout_s: float) -> tuple[bytes
         connection.close()
 
 
-class SlowClients:
+class SlowClients(_InBackground):
     """COUNT slow-loris clients while the block runs: each sends a request's headers one byte every
     byte_interval_s, never finishing them, and connects again after reconnect_s or once the server has
     answered or closed its connection. One thread drives them all; opened counts the connections made,
@@ -169,8 +179,7 @@ class SlowClients:
     def __init__(self, url: str, count: int, byte_interval_s: float = 1.0, reconnect_s: float = 10.0):
         self.url, self.count, self.byte_interval_s, self.reconnect_s = url, count, byte_interval_s, reconnect_s
         self.opened = self.dropped = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
         # Headers that never end: after the request line, one header line after another.
         self._head = request_head(url, "GET", "/health") + b"X-Slow: 1\r\n" * 10_000
 
@@ -210,28 +219,19 @@ class SlowClients:
             if connection is not None:
                 connection.close()
 
-    def __enter__(self) -> "SlowClients":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
     def figures(self) -> dict:
         return {"slow_clients": self.count, "slow_connections_opened": self.opened,
                 "slow_connections_dropped_by_server": self.dropped}
 
 
-class StalledUploads:
+class StalledUploads(_InBackground):
     """COUNT uploads of BODY_BYTES while the block runs, each stalled before its last byte, all opened again
     every reopen_s (those the server refused or dropped included)."""
 
     def __init__(self, url: str, count: int, body_bytes: int, reopen_s: float = 10.0):
         self.url, self.count, self.body_bytes, self.reopen_s = url, count, body_bytes, reopen_s
         self.opened = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self) -> None:
         while True:
@@ -242,14 +242,6 @@ class StalledUploads:
                 upload.close()
             if stop:
                 return
-
-    def __enter__(self) -> "StalledUploads":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _heard_from(connection: socket.socket) -> bool:
