@@ -48,13 +48,15 @@ def _digit_marks(ink: Ink, name: str) -> list[Mark]:
     # itself: it may only join one as a part (a 5's or a 7's bar).
     main = max([m for m in marks if not m.is_bar] or marks, key=lambda m: m.mass)
     chosen, box = [main], mark_box(main)
+    # Only marks heavy enough to be a part can join; on a speckled page that is a handful, not thousands.
+    candidates = [m for m in marks if m.label != main.label and m.mass >= PART_MASS * main.mass]
     grew = True
     while grew:  # a part joined widens the box, which may bring the next part within reach
         grew = False
-        for m in marks:
-            if (m not in chosen and m.mass >= PART_MASS * main.mass
-                    and _gap(box, m) <= PART_GAP * max(box[2] - box[0], box[3] - box[1])):
+        for m in list(candidates):
+            if _gap(box, m) <= PART_GAP * max(box[2] - box[0], box[3] - box[1]):
                 chosen.append(m)
+                candidates.remove(m)
                 box = union_box(box, mark_box(m))
                 grew = True
     return chosen
