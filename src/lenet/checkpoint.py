@@ -3,7 +3,8 @@
 For step N a checkpoint is three files, written in this order, each atomically:
   model-N.safetensors   the evaluation weights (averaged ones when the recipe averages)
   state-N.safetensors   what resuming needs besides: raw weights, optimizer tensors, RNG state
-  model-N.json          recipe, step, metrics, class names, dataset and weight checksums, optimizer settings
+  model-N.json          recipe, step, metrics, class names, dataset and weight checksums, optimizer
+                        settings, the calibration temperature
 The JSON is written last, so a checkpoint exists exactly when its JSON does. Nothing is pickled.
 A training run holds train.lock in the directory, so that two runs never write into one; the
 directory's recipe.json says what it trains, and a resumed run may only extend its steps. Others read
@@ -29,6 +30,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from .calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 from .errors import LenetError
 from .files import (LOCK_FILE, RECIPE_FILE, SIDECAR_FILE, atomic_write_bytes, check_finite_weights, read_file_bytes,
                     read_json, write_json)
@@ -64,6 +66,9 @@ class Checkpoint:
     evaluation_weights: str           # which weights model-N holds: "moving_average" or "trained"
     classes: tuple[str, ...]          # the names of the network's outputs, in order (recipe.dataset's)
     optimizer: dict                   # the optimizer's JSON settings (param_groups, scalars), for resume
+    # softmax(logits / temperature) are its calibrated probabilities (see calibration); 1.0 when it
+    # was written without one (before lenet calibrated, or trained without a validation split).
+    temperature: float = 1.0
 
     @property
     def test_accuracy(self) -> float | None:
@@ -188,7 +193,7 @@ def check_resumable(model_dir: str | Path, requested: Recipe) -> None:
 def save_checkpoint(model_dir: str | Path, step: int, eval_weights: dict[str, torch.Tensor],
                     state_tensors: dict[str, torch.Tensor], *, recipe: Recipe, metrics: dict[str, float],
                     dataset_sha256: dict[str, str], classes: tuple[str, ...], optimizer: dict,
-                    evaluation_weights: str, keep: int) -> Path:
+                    evaluation_weights: str, keep: int, temperature: float = 1.0) -> Path:
     """Write checkpoint STEP and delete all but the KEEP newest; returns the sidecar path."""
     model_dir = Path(model_dir)
     weights_path, state_path, sidecar_path = _paths(model_dir, step)
@@ -197,7 +202,7 @@ def save_checkpoint(model_dir: str | Path, step: int, eval_weights: dict[str, to
     atomic_write_bytes(state_path, _to_bytes(state_tensors))
     write_json(sidecar_path, {"format": FORMAT, "step": step, "recipe": recipe.to_dict(), "metrics": metrics,
                               "dataset_sha256": dataset_sha256, "classes": list(classes), "optimizer": optimizer,
-                              "evaluation_weights": evaluation_weights,
+                              "evaluation_weights": evaluation_weights, "temperature": temperature,
                               "weights_file": weights_path.name, "state_file": state_path.name,
                               "weights_sha256": hashlib.sha256(weights_bytes).hexdigest()})
     for old_step in list_checkpoints(model_dir)[:-keep]:
@@ -232,7 +237,18 @@ def _checkpoint_from_json(payload: dict, model_dir: Path, step: int, origin: Pat
     return Checkpoint(model_dir=model_dir, step=step, recipe=recipe, classes=_classes(payload, recipe, origin),
                       metrics=metrics, weights_sha256=_field(payload, "weights_sha256", str, origin),
                       dataset_sha256=_field(payload, "dataset_sha256", dict, origin, default={}),
-                      evaluation_weights=evaluation_weights, optimizer=_field(payload, "optimizer", dict, origin))
+                      evaluation_weights=evaluation_weights, optimizer=_field(payload, "optimizer", dict, origin),
+                      temperature=_temperature(payload, origin))
+
+
+def _temperature(payload: dict, origin: Path) -> float:
+    """The sidecar's calibration temperature (1.0 when it has none), refused outside calibration's bounds."""
+    value = payload.get("temperature", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not MIN_TEMPERATURE <= value <= MAX_TEMPERATURE:
+        raise LenetError(f"{origin}: field temperature must be a number from {MIN_TEMPERATURE} to "
+                         f"{MAX_TEMPERATURE} (got {value!r:.30})")
+    return float(value)
 
 
 def _classes(payload: dict, recipe: Recipe, origin: Path) -> tuple[str, ...]:

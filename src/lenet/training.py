@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import distort
+from .calibration import fit_temperature
 from .checkpoint import (RECIPE_FILE, check_resumable, claim_model_dir, list_checkpoints, load_weights, rank_seed,
                          read_checkpoint, restore_resume_state, resume_state, rng_states, save_checkpoint)
 from .data import BatchOrder, Dataset, to_float
@@ -246,27 +247,38 @@ class StepStats:
         return time.perf_counter() - self.started - self.aside_seconds
 
 
-def _validate(eval_model: nn.Module, data: Dataset, step: int, events: TrainingEvents | None) -> float:
-    """Validation accuracy at STEP; the misclassified images go to the events."""
-    logits = batched_logits(eval_model, data.val_images)
+def _validate(eval_model: nn.Module, data: Dataset, step: int, events: TrainingEvents | None) -> tuple[float, torch.Tensor]:
+    """Validation accuracy at STEP, and the validation logits; the misclassified images go to the events."""
+    logits = batched_logits(eval_model, data.val_images).float()
     accuracy = metrics_from_logits(logits, data.val_labels).accuracy
     if events:
         predictions = logits.argmax(1)
         wrong = (predictions != data.val_labels).nonzero().flatten()[:MISCLASSIFIED_SHOWN]
         events.validation(step, accuracy, data.val_images[wrong], data.val_labels[wrong], predictions[wrong],
                           data.classes)
-    return accuracy
+    return accuracy, logits
+
+
+def _temperature(eval_model: nn.Module, data: Dataset, validation_logits: torch.Tensor | None) -> float:
+    """The calibration temperature of the weights being checkpointed, fitted on the validation split
+    (its logits computed here unless VALIDATION_LOGITS already hold them); 1.0 without a validation split."""
+    if len(data.val_labels) == 0:
+        return 1.0
+    if validation_logits is None:
+        validation_logits = batched_logits(eval_model, data.val_images).float()
+    return fit_temperature(validation_logits, data.val_labels)
 
 
 def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
-          optimizer: torch.optim.Optimizer, metrics: dict, data: Dataset, rank_rng_states: list[dict]) -> CheckpointSaved:
-    """Checkpoint STEP; returns the checkpoint event."""
+          optimizer: torch.optim.Optimizer, metrics: dict, data: Dataset, rank_rng_states: list[dict],
+          temperature: float) -> CheckpointSaved:
+    """Checkpoint STEP, whose calibration is TEMPERATURE; returns the checkpoint event."""
     state, optimizer_settings = resume_state(model, optimizer, average is not None, rank_rng_states)
     path = save_checkpoint(model_dir, step, (average.model if average else model).state_dict(), state,
                            recipe=recipe, metrics=metrics, dataset_sha256=data.sha256, classes=data.classes,
                            optimizer=optimizer_settings,
                            evaluation_weights="moving_average" if average else "trained",
-                           keep=recipe.keep_checkpoints)
+                           keep=recipe.keep_checkpoints, temperature=temperature)
     return CheckpointSaved(step, str(path))
 
 
@@ -419,15 +431,16 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Dataset, device: torch
                 with stats.aside():  # validation, the test, checkpoints and histograms are not training time
                     if histogram:
                         events.histograms(done, model)
+                    validation_logits = None
                     if validating:
-                        metrics["validation_accuracy"] = _validate(eval_model, data, done, events)
+                        metrics["validation_accuracy"], validation_logits = _validate(eval_model, data, done, events)
                         report(Validated(done, metrics["validation_accuracy"]))
                     if last:
                         metrics["test_accuracy"] = evaluate(eval_model, data.test_images, data.test_labels).accuracy
                         report(Tested(done, metrics["test_accuracy"]))
                     if checkpointing:
                         report(_save(model_dir, done, recipe, model, average, optimizer, metrics, data,
-                                     rank_rng_states))
+                                     rank_rng_states, _temperature(eval_model, data, validation_logits)))
             if stopping:
                 break
     return {"step": done, **metrics, "train_seconds": stats.train_seconds(), "compile_seconds": compile_seconds}
