@@ -13,7 +13,7 @@ TRAIN_ARGS ?=
 LENET_DATA_DIR ?= $(wildcard ../shared/data/mnist)
 export LENET_DATA_DIR
 
-.PHONY: train test setup clean bench-setup
+.PHONY: train test setup clean bench-setup gate
 
 $(BIN)/lenet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(BIN)/lenet: pyproject.toml
 	touch $@
 
 setup: $(BIN)/lenet
+
+# Retrain the digit gate that ships in the package (src/lenet/digit_gate.safetensors; see lenet/gate.py):
+# about 15 minutes of one core, mostly drawing and reading the pictures it learns from.
+gate: $(BIN)/lenet
+	$(BIN)/python -m lenet.gate_training --digit-pictures 12000 --negatives 24000 --validation 3000 --epochs 3
 
 train: $(BIN)/lenet
 	$(BIN)/lenet train --recipe $(RECIPE) --model-dir $(MODEL_DIR) $(TRAIN_ARGS)

@@ -12,10 +12,17 @@ def test_classifier_fits_evaluates_and_predicts_like_the_cli(tmp_path, synthetic
     assert result["step"] == 40
     evaluation = clf.evaluate("test")
     assert evaluation.metrics.accuracy == result["test_accuracy"]
-    classes, probabilities = clf.predict(synthetic.test_images[:8].numpy())
-    assert classes.shape == (8,) and probabilities.shape == (8, 10)
-    assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
-    assert (classes == synthetic.test_labels[:8].numpy()).mean() >= 0.75
+    # The synthetic digits are no handwriting: answered at threshold 0, as lenet answered before it declined.
+    predictions = clf.predict(synthetic.test_images[:8].numpy(), min_confidence=0)
+    assert len(predictions) == 8 and all(p.verdict == "digit" for p in predictions)
+    probabilities = np.array([p.probabilities for p in predictions])
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-5) and [p.index for p in predictions] == list(range(8))
+    assert (np.array([p.class_ for p in predictions]) == synthetic.test_labels[:8].numpy()).mean() >= 0.75
+    # A picture, as `lenet predict` reads it: a file's path or its bytes, the same answer.
+    (seven,) = clf.predict("examples/seven.png", min_confidence=0)
+    (from_bytes,) = clf.predict(open("examples/seven.png", "rb").read(), min_confidence=0)
+    assert seven.file == "examples/seven.png" and from_bytes.file is None
+    assert seven.to_json() == {"file": "examples/seven.png", "index": None, **from_bytes.to_json()}
     reopened = Classifier(model_dir=tmp_path / "m")
     assert reopened.recipe == clf.recipe
 

@@ -204,3 +204,30 @@ def test_throughput_rate_weighs_intervals_by_their_time_after_warm_up():
     # took 1 s + 4 s per 1,000 images: 400 images/s, not the 625 an average of rates gives.
     assert throughput.steady_rate([50, 60, 1000, 250]) == pytest.approx(400)
     assert throughput.steady_rate([300]) == pytest.approx(300)  # too short for warm-up: all of it
+
+
+def test_declining_reports_digits_non_digits_and_the_rules_beside_lenets(mnist, synthetic_model_dir):
+    result = _run("robustness/declining.py", "--model", str(synthetic_model_dir), "--digits", "20", "--negatives", "20")
+    assert {"model", "min_confidence", "digit_pictures", "digit_arrays", "non_digits", "confidence_only",
+            "no_decline", "machine", "seconds"} <= set(result)
+    assert {"temperature", "own_min_confidence", "has_gate", "recipe", "step"} <= set(result["model"])
+    assert result["machine"]["cpu"] and result["machine"]["cpu_family"]
+    pictures, arrays = result["digit_pictures"], result["digit_arrays"]
+    assert pictures["pictures"] == arrays["arrays"] == 20 and sum(pictures["verdicts"].values()) == 20
+    assert pictures["answered"] == pictures["verdicts"]["digit"] / 20
+    assert pictures["accuracy_overall"] <= pictures["answered"]  # declined counts as wrong
+    assert list(result["non_digits"]) == ["training", "held-out"]
+    for family, figures in result["non_digits"].items():
+        assert figures["pictures"] == sum(figures["verdicts"].values()) == sum(figures["pictures_by_kind"].values()) == 20
+        assert figures["declined"] == 1 - figures["verdicts"]["digit"] / 20
+        assert all(s is None or 0 <= s <= 1 for s in figures["declined_by_kind"].values())
+        # Threshold 0 declines only what the network never saw: at least as many answered as by the rule.
+        seen = sum(figures["verdicts"][v] for v in ("digit", "not a digit", "unsure"))
+        answered = result["no_decline"]["non_digits_answered"][family]
+        assert 1 - figures["declined"] <= answered == seen / 20
+        assert 0 <= result["confidence_only"]["non_digits_declined"][family] <= 1
+    assert result["non_digits"]["training"]["seed"] == 100  # not the gate's training seeds, 0 and 1
+    baseline = result["confidence_only"]
+    assert 0.05 <= baseline["min_confidence"] <= 0.9 and 0 <= baseline["digit_pictures_answered"] <= 1
+    assert baseline["validation_digits_answered"] >= 0.995
+    assert pictures["answered"] <= result["no_decline"]["digit_pictures_answered"]

@@ -165,6 +165,9 @@ def test_weights_of_another_type_or_not_finite_are_refused(tmp_path, synthetic):
 @pytest.mark.parametrize("field, value, message", [
     ("step", "4", "field step is missing or not int"), ("step", 4.0, "field step"), ("step", -4, "says step -4"),
     ("step", 10 ** 30, "says step"), ("metrics", [], "field metrics"), ("optimizer", "x", "field optimizer"),
+    ("temperature", "hot", "field temperature must be a number"), ("temperature", 0, "field temperature"),
+    ("temperature", 1e9, "field temperature"), ("min_confidence", 1.5, "field min_confidence must be a number from 0 to 1"),
+    ("min_confidence", None, "field min_confidence"),
 ])
 def test_a_tampered_sidecar_is_a_one_line_error(tmp_path, synthetic, field, value, message):
     _trained(tmp_path, synthetic, "mlp-ema")
@@ -172,6 +175,18 @@ def test_a_tampered_sidecar_is_a_one_line_error(tmp_path, synthetic, field, valu
     sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), field: value}))
     with pytest.raises(LenetError, match=message):
         read_checkpoint(tmp_path)
+
+
+def test_a_checkpoint_keeps_the_calibration_fitted_on_the_validation_split(tmp_path, synthetic):
+    _trained(tmp_path, synthetic, "mlp-ema")
+    sidecar = tmp_path / "model-00000004.json"
+    checkpoint = read_checkpoint(tmp_path)[0]
+    written = json.loads(sidecar.read_text())
+    assert checkpoint.temperature == written["temperature"] != 1.0 and 0.05 <= checkpoint.min_confidence <= 0.9
+    # A sidecar written before lenet calibrated: no temperature, the fallback threshold.
+    sidecar.write_text(json.dumps({k: v for k, v in written.items() if k not in ("temperature", "min_confidence")}))
+    checkpoint = read_checkpoint(tmp_path)[0]
+    assert (checkpoint.temperature, checkpoint.min_confidence) == (1.0, 0.5)
 
 
 def test_deeply_nested_or_huge_json_is_a_one_line_error(tmp_path, synthetic):

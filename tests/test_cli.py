@@ -126,7 +126,7 @@ def test_plot_command_lists_the_pictures_it_wrote(mnist_model_dir, tmp_path, cap
     assert main(["plot", "--model-dir", str(model_dir), "--out", str(tmp_path), "--image", "examples/seven.png"]) == 0
     written = capsys.readouterr().out.split()
     assert [p.rsplit("/", 1)[1] for p in written] == [
-        "training-curves.png", "confusion.png", "confident-mistakes.png", "filters.png",
+        "training-curves.png", "reliability.png", "confusion.png", "confident-mistakes.png", "filters.png",
         "feature-maps-01-conv1.png", "feature-maps-02-pool1.png", "feature-maps-03-conv2.png",
         "feature-maps-04-pool2.png"]
     assert all((tmp_path / p.rsplit("/", 1)[1]).stat().st_size > 1000 for p in written)

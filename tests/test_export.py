@@ -6,6 +6,7 @@ import torch
 
 from lenet.checkpoint import load_model
 from lenet.cli import main
+from lenet.decline import declined
 from lenet.export import export_model
 from lenet.errors import LenetError
 from lenet.inference import OnnxModel, open_model
@@ -31,6 +32,21 @@ def test_onnx_matches_pytorch_on_the_whole_test_set(mnist_model_dir, onnx_file, 
     assert predictor.properties["lenet.step"] == str(from_dir.info.step) and predictor.info == from_dir.info
     assert predictor.properties["lenet.input_format"] == INPUT_FORMAT
     assert json.loads(predictor.properties["lenet.recipe"])["model"] == "tutorial-cnn"
+
+
+def test_an_onnx_export_declines_exactly_what_its_model_directory_declines(mnist_model_dir, onnx_file, mnist):
+    from lenet.negatives import negative_inputs
+    from_dir, from_onnx = open_model(mnist_model_dir[0], precision="fp32"), open_model(onnx_file)
+    assert from_onnx.has_gate == from_dir.has_gate is True
+    assert (from_onnx.temperature, from_onnx.min_confidence) == (from_dir.temperature, from_dir.min_confidence)
+    inputs = np.concatenate([mnist.test_images[:300].numpy().astype(np.float32) / 255,
+                             negative_inputs(100, "held-out", 0)[0]])
+    directory, export = from_dir.scores(inputs), from_onnx.scores(inputs)
+    assert np.abs(directory.digit_probabilities - export.digit_probabilities).max() < 1e-5
+    assert np.abs(directory.probabilities - export.probabilities).max() < 1e-5
+    threshold = from_dir.min_confidence
+    assert (declined(directory, threshold) == declined(export, threshold)).all()
+    assert declined(directory, threshold)[300:].mean() > declined(directory, threshold)[:300].mean()
 
 
 def test_predict_accepts_an_onnx_file_in_place_of_a_model_directory(mnist_model_dir, onnx_file, capsys):

@@ -43,7 +43,8 @@ def test_plot_writes_every_picture_and_one_feature_map_per_conv_and_pool_layer(c
     paths, notes = plot_model_dir(cnn_model_dir, data, tmp_path / "out", tmp_path / "seven.png")
     names = [p.name for p in paths]
     assert notes == []
-    assert names[:4] == ["training-curves.png", "confusion.png", "confident-mistakes.png", "filters.png"]
+    assert names[:5] == ["training-curves.png", "reliability.png", "confusion.png", "confident-mistakes.png",
+                         "filters.png"]
     feature_maps = [n for n in names if n.startswith("feature-maps-")]
     assert feature_maps == ["feature-maps-01-conv1.png", "feature-maps-02-pool1.png",
                             "feature-maps-03-conv2.png", "feature-maps-04-pool2.png"]
@@ -56,7 +57,7 @@ def test_plot_writes_every_picture_and_one_feature_map_per_conv_and_pool_layer(c
 
 def test_an_mlp_gets_curves_and_confusion_and_a_note_instead_of_feature_maps(synthetic_model_dir, synthetic, tmp_path):
     paths, notes = plot_model_dir(synthetic_model_dir, _with_wrong_labels(synthetic), tmp_path, image=None)
-    assert [p.name for p in paths] == ["training-curves.png", "confusion.png", "confident-mistakes.png"]
+    assert [p.name for p in paths] == ["training-curves.png", "reliability.png", "confusion.png", "confident-mistakes.png"]
     assert len(notes) == 1 and "no convolution layers" in notes[0]
 
 
@@ -79,8 +80,8 @@ def test_plot_opens_the_model_once(synthetic_model_dir, synthetic, tmp_path, mon
     monkeypatch.setattr("lenet.data.load_dataset", lambda *args, **kwargs: _with_wrong_labels(synthetic))
     assert main(["plot", "--model-dir", str(synthetic_model_dir), "--out", str(tmp_path)]) == 0
     assert [p.rsplit("/", 1)[1] for p in capsys.readouterr().out.split()] == \
-        ["training-curves.png", "confusion.png", "confident-mistakes.png"]
+        ["training-curves.png", "reliability.png", "confusion.png", "confident-mistakes.png"]
     assert opened == [str(synthetic_model_dir)]
     opened.clear()
     paths, _ = plot_model_dir(real_open_model(synthetic_model_dir), _with_wrong_labels(synthetic), tmp_path / "again")
-    assert opened == [] and [p.parent for p in paths] == [tmp_path / "again"] * 3
+    assert opened == [] and [p.parent for p in paths] == [tmp_path / "again"] * 4

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from lenet.cli import main
 from lenet.idx import write_idx
@@ -63,11 +63,37 @@ def test_bad_files_get_one_line_errors_and_the_rest_are_still_predicted(tmp_path
     code = main(["predict", "--model-dir", str(synthetic_model_dir), *map(str, files), str(EXAMPLE)])
     out, err = capsys.readouterr()
     assert code == 1
-    assert out.count("\n") == 1 and out.startswith(str(EXAMPLE))
+    # A blank picture is an answer ("no ink"), not an error.
+    assert out.splitlines()[0] == f"{tmp_path / 'blank.png'}: no ink" and out.splitlines()[1].startswith(str(EXAMPLE))
     errors = err.strip().splitlines()
-    assert len(errors) == 5
-    for line, f in zip(errors, files):
+    failed = [f for f in files if f.name != "blank.png"]
+    assert len(errors) == len(failed) == 4
+    for line, f in zip(errors, failed):
         assert line.startswith(f"lenet: error: {f}: ")
+
+
+def test_declined_pictures_are_answers_in_words_and_exit_0(tmp_path, synthetic_model_dir, capsys):
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    two = Image.new("L", (200, 100), 255)
+    ImageDraw.Draw(two).ellipse((20, 15, 80, 85), outline=0, width=8)
+    ImageDraw.Draw(two).line((140, 15, 140, 85), fill=0, width=8)
+    two.save(tmp_path / "two.png")
+    files = [str(tmp_path / "blank.png"), str(tmp_path / "two.png"), str(EXAMPLE)]
+    assert main(["predict", "--model-dir", str(synthetic_model_dir), "--min-confidence", "1", *files]) == 0
+    blank, several, seven = capsys.readouterr().out.splitlines()
+    assert blank == f"{files[0]}: no ink"
+    assert several == f"{files[1]}: several digits; `lenet predict --number` reads numbers"
+    # At 1, nothing is sure enough: declined, with what it nearly was.
+    assert seven.startswith(f"{EXAMPLE}: ") and "(closest: 7, " in seven and (" unsure " in seven or "not a digit" in seven)
+    assert main(["predict", "--model-dir", str(synthetic_model_dir), "--min-confidence", "1", "--json", files[2]]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["class"] is None and answer["top_k"][0]["class"] == 7 and answer["verdict"] != "digit"
+
+
+@pytest.mark.parametrize("bad", ["1.5", "-1", "nan"])
+def test_a_threshold_outside_0_to_1_is_a_one_line_error(synthetic_model_dir, capsys, bad):
+    assert main(["predict", "--model-dir", str(synthetic_model_dir), "--min-confidence", bad, str(EXAMPLE)]) == 1
+    assert capsys.readouterr().err.strip() == f"lenet: error: --min-confidence must be a number from 0 to 1, got {float(bad)!r}"
 
 
 @pytest.mark.parametrize("k", ["0", "11"])
@@ -126,9 +152,10 @@ def test_number_pictures_without_digits_are_one_line_errors(tmp_path, synthetic_
     (tmp_path / "text.png").write_text("hello")
     code = main(["predict", "--model-dir", str(synthetic_model_dir), "--number",
                  str(tmp_path / "blank.png"), str(tmp_path / "text.png"), str(tmp_path / "missing.png")])
-    errors = capsys.readouterr().err.strip().splitlines()
+    out, err = capsys.readouterr()
+    errors = err.strip().splitlines()
+    assert out.strip() == f"{tmp_path / 'blank.png'}: no ink"  # an answer: no number
     assert code == 1 and errors == [
-        f"lenet: error: {tmp_path / 'blank.png'}: no ink found (the image is blank or has too little contrast)",
         f"lenet: error: {tmp_path / 'text.png'}: not a recognised image format",
         f"lenet: error: {tmp_path / 'missing.png'}: cannot read (No such file or directory)"]
 

@@ -146,7 +146,6 @@ def _bad_inputs():
         ("not an image", "/predict", b"GIF89a this is not really a gif", "image/png", 400),
         ("truncated image", "/predict", truncated, "image/png", 400),
         ("empty body", "/predict", b"", "image/png", 400),
-        ("blank image, no ink", "/predict", png_bytes(Image.new("L", (50, 50), 255)), "image/png", 400),
         ("oversized body", "/predict", b"\0" * (MAX_BODY + 1), "image/png", 413),
         ("image dimensions over the limit", "/predict", big, "image/png", 413),
         ("malformed JSON", "/predict", b'{"image": [1, 2', "application/json", 400),
@@ -346,7 +345,6 @@ def _bad_reads():
         ImageDraw.Draw(dots).rectangle((10 + 22 * i, 20, 20 + 22 * i, 100), fill=0)
     seven = open("examples/seven.png", "rb").read()
     return [
-        ("blank picture", png_bytes(Image.new("L", (300, 100), 255)), "image/png", 400, "no ink found"),
         ("forty marks", png_bytes(dots), "image/png", 400, "40 separate marks, more than the 32"),
         ("not an image", b"GIF89a not really", "image/png", 400, "not a recognised image format"),
         ("JSON", b'{"image": []}', "application/json", 415, "unsupported content type"),
@@ -581,7 +579,35 @@ def test_predict_json_and_post_predict_give_the_same_answer_field_for_field(synt
     status, answer = _ask(app, "/predict", open("examples/seven.png", "rb").read(), query=b"top_k=3")
     # The command line also says which file (and which image of it) the answer is for; the rest is the same object.
     assert status == 200 and printed == {"file": "examples/seven.png", "index": None, **answer}
-    assert set(answer) == {"class", "label", "probabilities", "top_k", "confidence"}
+    assert set(answer) == {"class", "label", "verdict", "confidence", "digit_probability", "probabilities", "top_k"}
+
+
+def test_blank_pictures_and_pictures_of_numbers_are_answers_with_their_verdict(server):
+    blank = png_bytes(Image.new("L", (300, 100), 255))
+    two = Image.new("L", (200, 100), 255)
+    ImageDraw.Draw(two).ellipse((20, 15, 80, 85), outline=0, width=8)
+    ImageDraw.Draw(two).line((140, 15, 140, 85), fill=0, width=8)
+    status, answer = request(server, "/predict", blank, "image/png")
+    assert status == 200 and answer["verdict"] == "no ink" and answer["class"] is None and answer["top_k"] == []
+    status, answer = request(server, "/predict", png_bytes(two), "image/png")
+    assert status == 200 and answer["verdict"] == "several digits" and answer["probabilities"] is None
+    status, batch = request(server, "/predict/batch", *multipart([("blank.png", blank),
+                                                                  ("seven.png", open("examples/seven.png", "rb").read())]))
+    assert status == 200 and [p["verdict"] for p in batch["predictions"]] == ["no ink", "digit"]
+    assert batch["predictions"][1]["class"] == 7
+    status, reading = request(server, "/read", blank, "image/png")
+    assert status == 200 and reading["verdict"] == "no ink" and reading["number"] is None and reading["digits"] == []
+
+
+def test_min_confidence_in_the_query_string_is_checked_and_1_declines_what_0_answers(server):
+    seven = open("examples/seven.png", "rb").read()
+    assert request(server, "/predict?min_confidence=0", seven, "image/png")[1]["verdict"] == "digit"
+    declined = request(server, "/predict?min_confidence=1", seven, "image/png")[1]
+    assert declined["verdict"] in ("unsure", "not a digit") and declined["class"] is None
+    assert declined["top_k"][0]["class"] == 7
+    for bad in ("1.5", "-0.1", "nan", "1e-3", "x"):
+        status, payload = request(server, f"/predict?min_confidence={bad}", seven, "image/png")
+        assert status == 400 and payload["error"].startswith("min_confidence must be a number from 0 to 1")
 
 
 def _exchange(app, method, path, headers, body=b""):
@@ -650,13 +676,13 @@ def test_an_answer_past_the_compute_deadline_is_503_and_abandoned_work_is_not_ru
 
     def slow(source, device, precision):
         model = open_model(source, device, precision=precision)
-        probabilities = model.probabilities
+        scores = model.scores
 
-        def slow_probabilities(inputs):
+        def slow_scores(inputs):
             passes.append(len(inputs))
             time.sleep(1.0)
-            return probabilities(inputs)
-        model.probabilities = slow_probabilities
+            return scores(inputs)
+        model.scores = slow_scores
         return model
     monkeypatch.setattr(lenet.serving.app, "open_model", slow)
     app = create_app(synthetic_model_dir, Limits(compute_timeout_s=0.3))

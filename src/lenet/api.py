@@ -13,11 +13,11 @@ from .data import Dataset, load_dataset
 from .evaluation import evaluate_model
 from .execution import Execution, resolve_device
 from .files import read_file_bytes
-from .inference import open_model
+from .inference import check_top_k, open_model
 from .plots import plot_model_dir
-from .predict import read_number
+from .predict import model_threshold, predict_bytes, predictions_from, read_number
 from .pictures.inputs import array_to_inputs
-from .results import Evaluation, NumberReading
+from .results import Evaluation, NumberReading, Prediction
 from .training import train
 
 
@@ -60,24 +60,34 @@ class Classifier:
         """The `lenet plot` pictures as PNG files (default MODEL_DIR/plots); returns their paths."""
         return plot_model_dir(self.model_dir, self.data, out_dir, image, self.device)[0]
 
-    def predict(self, images: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Classes (N,) and probabilities (N, classes) for images in the data set's form: (28, 28),
-        (N, 28, 28) or (N, 784), uint8 0..255 or float 0..1. Use lenet.pictures.inputs.image_to_input for
-        arbitrary pictures (with the model's dataset), read() for numbers."""
-        inputs = array_to_inputs(np.asarray(images), "images")
+    def predict(self, images: np.ndarray | torch.Tensor | str | Path | bytes, top_k: int = 3,
+                min_confidence: float | None = None) -> list[Prediction]:
+        """One Prediction per input, as `lenet predict` gives them: its .class_ and .label (None when
+        declined), .verdict ("digit", or why not: "not a digit", "unsure", "no ink", "several digits"),
+        .confidence and .probabilities (calibrated). IMAGES are arrays in the data set's form ((28, 28),
+        (N, 28, 28) or (N, 784), uint8 0..255 or float 0..1) or one picture (a file's path or its bytes),
+        normalized as `lenet predict` normalizes it. MIN_CONFIDENCE: see `lenet predict --min-confidence`
+        (the model's own by default)."""
         # The newest checkpoint, even if fit() ran since.
         model = open_model(self.model_dir, self.device, precision=self.precision)
-        probabilities = model.probabilities(inputs)
-        return probabilities.argmax(1), probabilities
+        k = check_top_k(top_k, model.num_classes)
+        threshold = model_threshold(model, min_confidence)
+        if isinstance(images, bytes):
+            return predict_bytes(model, images, "picture", k, threshold)
+        if isinstance(images, (str, Path)):
+            return predict_bytes(model, read_file_bytes(images), str(images), k, threshold, file=str(images))
+        inputs = array_to_inputs(np.asarray(images), "images")
+        return predictions_from(model.scores(inputs), inputs, model, k, threshold, indexed=len(inputs) > 1)
 
-    def read(self, picture: str | Path | bytes, top_k: int = 3) -> NumberReading:
+    def read(self, picture: str | Path | bytes, top_k: int = 3, min_confidence: float | None = None) -> NumberReading:
         """The number written on one line in PICTURE (a file's path or its bytes), as `lenet predict
-        --number` reads it: its .number ("407") and its .digits, each a prediction with its box (x, y,
-        width, height) in the picture's pixels; .to_json() is what `lenet predict --number --json` prints."""
+        --number` reads it: its .number ("407", or None when a position is declined), its .reading
+        ("4?7"), and its .digits, each a prediction with its box (x, y, width, height) in the picture's
+        pixels; .to_json() is what `lenet predict --number --json` prints."""
         if isinstance(picture, bytes):
             payload, name, file = picture, "picture", None
         else:
             payload, name = read_file_bytes(picture), str(picture)
             file = name
         return read_number(open_model(self.model_dir, self.device, precision=self.precision), payload, name, top_k,
-                           file=file)
+                           file=file, min_confidence=min_confidence)

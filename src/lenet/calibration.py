@@ -42,7 +42,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
     with torch.enable_grad():
         optimizer.step(loss)
-    temperature = float(log_t.exp())
+    temperature = float(log_t.detach().exp())
     if not math.isfinite(temperature):
         return 1.0
     return min(max(temperature, MIN_TEMPERATURE), MAX_TEMPERATURE)

@@ -4,7 +4,7 @@ For step N a checkpoint is three files, written in this order, each atomically:
   model-N.safetensors   the evaluation weights (averaged ones when the recipe averages)
   state-N.safetensors   what resuming needs besides: raw weights, optimizer tensors, RNG state
   model-N.json          recipe, step, metrics, class names, dataset and weight checksums, optimizer
-                        settings, the calibration temperature
+                        settings, the calibration temperature and the default threshold for answering
 The JSON is written last, so a checkpoint exists exactly when its JSON does. Nothing is pickled.
 A training run holds train.lock in the directory, so that two runs never write into one; the
 directory's recipe.json says what it trains, and a resumed run may only extend its steps. Others read
@@ -31,6 +31,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from .calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
+from .decline import FALLBACK_MIN_CONFIDENCE, check_min_confidence
 from .errors import LenetError
 from .files import (LOCK_FILE, RECIPE_FILE, SIDECAR_FILE, atomic_write_bytes, check_finite_weights, read_file_bytes,
                     read_json, write_json)
@@ -69,6 +70,9 @@ class Checkpoint:
     # softmax(logits / temperature) are its calibrated probabilities (see calibration); 1.0 when it
     # was written without one (before lenet calibrated, or trained without a validation split).
     temperature: float = 1.0
+    # Its default threshold for answering (see decline), chosen on the validation split; the fallback
+    # when it was written without one.
+    min_confidence: float = FALLBACK_MIN_CONFIDENCE
 
     @property
     def test_accuracy(self) -> float | None:
@@ -193,7 +197,8 @@ def check_resumable(model_dir: str | Path, requested: Recipe) -> None:
 def save_checkpoint(model_dir: str | Path, step: int, eval_weights: dict[str, torch.Tensor],
                     state_tensors: dict[str, torch.Tensor], *, recipe: Recipe, metrics: dict[str, float],
                     dataset_sha256: dict[str, str], classes: tuple[str, ...], optimizer: dict,
-                    evaluation_weights: str, keep: int, temperature: float = 1.0) -> Path:
+                    evaluation_weights: str, keep: int, temperature: float = 1.0,
+                    min_confidence: float = FALLBACK_MIN_CONFIDENCE) -> Path:
     """Write checkpoint STEP and delete all but the KEEP newest; returns the sidecar path."""
     model_dir = Path(model_dir)
     weights_path, state_path, sidecar_path = _paths(model_dir, step)
@@ -203,6 +208,7 @@ def save_checkpoint(model_dir: str | Path, step: int, eval_weights: dict[str, to
     write_json(sidecar_path, {"format": FORMAT, "step": step, "recipe": recipe.to_dict(), "metrics": metrics,
                               "dataset_sha256": dataset_sha256, "classes": list(classes), "optimizer": optimizer,
                               "evaluation_weights": evaluation_weights, "temperature": temperature,
+                              "min_confidence": min_confidence,
                               "weights_file": weights_path.name, "state_file": state_path.name,
                               "weights_sha256": hashlib.sha256(weights_bytes).hexdigest()})
     for old_step in list_checkpoints(model_dir)[:-keep]:
@@ -238,7 +244,12 @@ def _checkpoint_from_json(payload: dict, model_dir: Path, step: int, origin: Pat
                       metrics=metrics, weights_sha256=_field(payload, "weights_sha256", str, origin),
                       dataset_sha256=_field(payload, "dataset_sha256", dict, origin, default={}),
                       evaluation_weights=evaluation_weights, optimizer=_field(payload, "optimizer", dict, origin),
-                      temperature=_temperature(payload, origin))
+                      temperature=_temperature(payload, origin), min_confidence=_min_confidence(payload, origin))
+
+
+def _min_confidence(payload: dict, origin: Path) -> float:
+    """The sidecar's default threshold (the fallback when it has none), refused outside [0, 1]."""
+    return check_min_confidence(payload.get("min_confidence", FALLBACK_MIN_CONFIDENCE), f"{origin}: field min_confidence")
 
 
 def _temperature(payload: dict, origin: Path) -> float:

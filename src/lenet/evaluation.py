@@ -12,13 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .calibration import expected_calibration_error, negative_log_likelihood
 from .checkpoint import list_checkpoints, stored_recipe
 from .data import Dataset
+from .decline import declined
 from .errors import LenetError
 from .idx import NUM_CLASSES
-from .inference import (LoadedModel, Progress, batched_logits, check_held_out, check_top_k, model_dir_for,
+from .inference import (LoadedModel, Progress, Scores, batched_logits, check_held_out, check_top_k, model_dir_for,
                         open_model)
-from .results import ClassMetrics, EnsembleEvaluation, Evaluation, MemberResult, Metrics
+from .results import Calibration, ClassMetrics, EnsembleEvaluation, Evaluation, MemberResult, Metrics
 from .tensorboard import write_eval_events
 
 
@@ -74,11 +76,21 @@ def evaluate_model(model: LoadedModel | str | Path, data: Dataset, split: str = 
     model.check_data(data)
     check_held_out(model.source, model.info, split)
     images, labels = data.split(split)
+    logits, scores = model.logits_and_scores(images, tta, progress)
     result = Evaluation(model.info.step, split, tta, model.precision,
-                        _metrics(model.logits(images, tta, progress), labels, top_k, model.info.classes))
+                        _metrics(logits, labels, top_k, model.info.classes), calibration_of(model, scores, labels))
     if tensorboard and model.supports_tta:  # a model directory, which has an events directory
         write_eval_events(model.source, result)
     return result
+
+
+def calibration_of(model: LoadedModel, scores: Scores, labels: torch.Tensor) -> Calibration:
+    """MODEL's Calibration on a split, from its SCORES of the split's images and their LABELS."""
+    labels = labels.cpu().numpy()
+    probabilities = scores.probabilities
+    return Calibration(temperature=model.temperature, nll=negative_log_likelihood(probabilities, labels),
+                       ece=expected_calibration_error(probabilities, labels), min_confidence=model.min_confidence,
+                       declined=float(declined(scores, model.min_confidence).mean()) if len(labels) else 0.0)
 
 
 def _distinct(members: list[LoadedModel | str | Path]) -> list[LoadedModel | Path]:

@@ -8,17 +8,20 @@ exported file runs on numpy and onnxruntime alone, so `lenet predict --model x.o
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
 from .datasets import check_same_dataset
+from .decline import FALLBACK_MIN_CONFIDENCE
 from .errors import LenetError
 from .files import check_finite_weights, read_file_bytes
 from .idx import IMAGE_SIZE
 from .model_info import ModelInfo, input_format
-from .onnx_format import expected_outputs, info_from_properties, onnx_float_tensors
+from .onnx_format import (DIGIT_OUTPUT, calibration_from_properties, expected_outputs, info_from_properties,
+                          onnx_float_tensors)
 
 if TYPE_CHECKING:
     import torch
@@ -76,10 +79,35 @@ def as_float_inputs(images) -> np.ndarray:
     return array.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
 
 
+@dataclass(frozen=True)
+class Scores:
+    """What a model says of N inputs: calibrated class PROBABILITIES (N, classes) and, for a model with
+    the digit gate, DIGIT_PROBABILITIES (N,) that each is a digit at all (see lenet.decline)."""
+    probabilities: np.ndarray
+    digit_probabilities: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def __getitem__(self, rows) -> Scores:
+        return Scores(self.probabilities[rows],
+                      None if self.digit_probabilities is None else self.digit_probabilities[rows])
+
+
+def concatenate_scores(parts: list[Scores]) -> Scores:
+    """The Scores of PARTS' inputs one after the other."""
+    digit = [p.digit_probabilities for p in parts]
+    return Scores(np.concatenate([p.probabilities for p in parts]),
+                  None if any(d is None for d in digit) else np.concatenate(digit))
+
+
 class LoadedModel:
     """A model ready to predict. Subclasses: CheckpointModel (PyTorch) and OnnxModel (onnxruntime)."""
     source: Path
     info: ModelInfo
+    temperature: float = 1.0  # its calibration: probabilities are softmax(logits / temperature)
+    min_confidence: float = FALLBACK_MIN_CONFIDENCE  # its default threshold (see lenet.decline)
+    has_gate: bool = False    # whether it says how likely an input is a digit (models of digits)
     precision: str = "fp32"  # what its arithmetic is, and why, in words: "bf16 (auto: AVX512-BF16)"
     supports_tta: bool = False
     # What the caller should be told about how the model was opened, one line each (the CLI prints
@@ -91,24 +119,37 @@ class LoadedModel:
         augmentation) each image is also seen shifted by one pixel four ways, and the result is the
         log of the mean probability. Outputs that are not finite (damaged weights) are refused here,
         once for every caller: eval, ensemble, predict, serve and the Python API."""
+        return self._run(images, tta, progress, gate=False)[0]
+
+    def scores(self, images, tta: bool = False, progress: Progress | None = None) -> Scores:
+        """The calibrated Scores of IMAGES (TTA as in logits; the gate sees each image once, unshifted)."""
+        return self.logits_and_scores(images, tta, progress)[1]
+
+    def logits_and_scores(self, images, tta: bool = False, progress: Progress | None = None) -> tuple[np.ndarray, Scores]:
+        """The logits of IMAGES and their calibrated Scores, from one pass."""
+        logits, digit_probabilities = self._run(images, tta, progress, gate=self.has_gate)
+        return logits, Scores(softmax(logits / self.temperature), digit_probabilities)
+
+    def probabilities(self, images, tta: bool = False) -> np.ndarray:
+        """Calibrated probabilities (N, classes) of IMAGES: softmax(logits / temperature)."""
+        return softmax(self.logits(images, tta) / self.temperature)
+
+    def _run(self, images, tta: bool, progress: Progress | None, gate: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The logits of IMAGES and, when GATE, their digit probabilities; outputs that are not finite refused."""
         if tta:
             self.require_tta()
-        logits = self._logits(images, tta, progress)
-        if not np.isfinite(logits).all():
+        logits, digit_probabilities = self._forward(images, tta, progress, gate)
+        if not np.isfinite(logits).all() or digit_probabilities is not None and not np.isfinite(digit_probabilities).all():
             raise LenetError(f"{self.source}: the model's outputs hold NaN or infinite values (damaged weights?)")
-        return logits
+        return logits, digit_probabilities
 
-    def _logits(self, images, tta: bool, progress: Progress | None) -> np.ndarray:
+    def _forward(self, images, tta: bool, progress: Progress | None, gate: bool) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
     def require_tta(self) -> None:
         """Refuse test-time augmentation where the model cannot do it (an exported file)."""
         if not self.supports_tta:
             raise LenetError(f"{self.source}: --tta needs a model directory, not an ONNX file")
-
-    def probabilities(self, images) -> np.ndarray:
-        """Softmax probabilities (N, classes) of IMAGES."""
-        return softmax(self.logits(images))
 
     @property
     def num_classes(self) -> int:
@@ -146,6 +187,10 @@ class CheckpointModel(LoadedModel):
         self.bf16 = execution.bf16
         # A training run may be writing into SOURCE: pruning the checkpoint listed, or having left a damaged one.
         self._network, self.checkpoint, skipped = load_intact_model(source, device, step)
+        self.temperature = self.checkpoint.temperature
+        self.min_confidence = self.checkpoint.min_confidence
+        self._gate = gate_for(self.checkpoint.recipe.dataset, device)
+        self.has_gate = self._gate is not None
         self.warnings = tuple(f"{source}: checkpoint {s.step} is damaged ({s.reason}); using {self.checkpoint.step}"
                               for s in skipped)
         recipe = self.checkpoint.recipe
@@ -157,10 +202,12 @@ class CheckpointModel(LoadedModel):
                               classes=self.checkpoint.classes, dataset_sha256=self.checkpoint.dataset_sha256,
                               input_format=input_format(recipe.dataset, self.checkpoint.classes))
 
-    def _logits(self, images, tta: bool, progress: Progress | None) -> np.ndarray:
+    def _forward(self, images, tta: bool, progress: Progress | None, gate: bool) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
         images = torch.as_tensor(np.asarray(images)) if not torch.is_tensor(images) else images
-        return batched_logits(self._network, images, progress=progress, tta=tta, bf16=self.bf16).float().cpu().numpy()
+        logits = batched_logits(self._network, images, progress=progress, tta=tta, bf16=self.bf16).float().cpu().numpy()
+        # The gate is small: fp32 always, so that a directory and its ONNX export decline alike.
+        return logits, (batched_logits(self._gate, images).float().cpu().numpy().reshape(-1) if gate else None)
 
     @property
     def label(self) -> str:
@@ -198,6 +245,9 @@ class OnnxModel(LoadedModel):
             raise LenetError(f"{source}: expected one input of shape (N, 1, 28, 28), "
                              f"got {[(i.name, i.shape) for i in inputs]}")
         outputs = self.session.get_outputs()
+        # An export of a model of digits also returns the digit gate's probabilities (see export.py).
+        self.has_gate = len(outputs) == 2 and outputs[1].name == DIGIT_OUTPUT and len(outputs[1].shape) == 1
+        outputs = outputs[:1] if self.has_gate else outputs
         if len(outputs) != 1 or len(outputs[0].shape) != 2 or not isinstance(outputs[0].shape[1], int) \
                 or outputs[0].shape[1] < 2:
             raise LenetError(f"{source}: expected one output of shape (N, classes), "
@@ -205,6 +255,7 @@ class OnnxModel(LoadedModel):
         self.input_name = inputs[0].name
         self.properties = dict(self.session.get_modelmeta().custom_metadata_map)
         self.info = info_from_properties(self.properties, outputs[0].shape[1])
+        self.temperature, self.min_confidence = calibration_from_properties(self.properties, FALLBACK_MIN_CONFIDENCE)
         expected = expected_outputs(self.properties, self.info.dataset, outputs[0].shape[1])
         if outputs[0].shape[1] != expected:
             raise LenetError(f"{source}: expected one output of shape (N, {expected}) for {self.info.dataset}, "
@@ -214,11 +265,14 @@ class OnnxModel(LoadedModel):
     def label(self) -> str:
         return self.source.name
 
-    def _logits(self, images, tta: bool, progress: Progress | None) -> np.ndarray:
+    def _forward(self, images, tta: bool, progress: Progress | None, gate: bool) -> tuple[np.ndarray, np.ndarray | None]:
         inputs = as_float_inputs(images)
-        chunks = [self.session.run(None, {self.input_name: inputs[batch]})[0]
+        chunks = [self.session.run(None, {self.input_name: inputs[batch]})
                   for batch in batch_slices(len(inputs), ONNX_INFERENCE_BATCH, progress)]
-        return np.concatenate(chunks).astype(np.float32) if chunks else np.empty((0, self.num_classes), np.float32)
+        if not chunks:
+            return np.empty((0, self.num_classes), np.float32), (np.empty(0, np.float32) if gate else None)
+        logits = np.concatenate([c[0] for c in chunks]).astype(np.float32)
+        return logits, (np.concatenate([c[1] for c in chunks]).astype(np.float32) if gate else None)
 
 
 def open_model(source: str | Path, device="cpu", step: int | None = None, precision: str = "auto") -> LoadedModel:
@@ -241,6 +295,13 @@ def model_dir_for(source: str | Path, purpose: str) -> Path:
     if is_onnx_file(source):
         raise LenetError(f"{source}: {purpose} needs a model directory, not an ONNX file")
     return require_model_dir(source)
+
+
+def gate_for(dataset: str, device) -> "nn.Module | None":
+    """The digit gate (lenet.gate) for a model of DATASET on DEVICE: None unless it reads digits."""
+    from .datasets import reads_digits
+    from .gate import load_gate
+    return load_gate(device) if reads_digits(dataset) else None
 
 
 def batched_logits(model: "nn.Module", images: "torch.Tensor", batch_size: int | None = None,

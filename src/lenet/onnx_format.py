@@ -36,7 +36,22 @@ def export_properties(checkpoint: "Checkpoint") -> dict[str, str]:
         "lenet.classes": json.dumps(list(checkpoint.classes)),
         "lenet.dataset_sha256": json.dumps(checkpoint.dataset_sha256, sort_keys=True),
         "lenet.input_format": input_format(checkpoint.recipe.dataset, checkpoint.classes),
+        "lenet.temperature": repr(checkpoint.temperature),
+        "lenet.min_confidence": repr(checkpoint.min_confidence),
     }
+
+
+# The name of an export's second output, the digit gate's probabilities (N,), in a model of digits.
+DIGIT_OUTPUT = "digit_probability"
+
+
+def calibration_from_properties(properties: dict[str, str], fallback_min_confidence: float) -> tuple[float, float]:
+    """(temperature, min_confidence) an exported file records; 1.0 and FALLBACK_MIN_CONFIDENCE where it
+    records none or a value out of range (a file from elsewhere still predicts)."""
+    temperature = _finite(_parsed(properties.get("lenet.temperature"), float))
+    threshold = _finite(_parsed(properties.get("lenet.min_confidence"), float))
+    return (temperature if temperature is not None and temperature > 0 else 1.0,
+            threshold if threshold is not None and 0.0 <= threshold <= 1.0 else fallback_min_confidence)
 
 
 def _parsed(text: str | None, parse: Callable[[str], object]) -> object:

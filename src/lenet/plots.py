@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .calibration import expected_calibration_error, reliability_bins
 from .errors import LenetError
 from .evaluation import confusion_matrix
 from .files import check_output_path
@@ -94,6 +95,27 @@ def confusion_plot(confusion: list[list[int]], path: Path, title: str = "confusi
     ax.set_ylabel("true class")
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(f"{title}: {counts.sum():,} images, accuracy {accuracy:.2%}")
+    return _save(figure, path)
+
+
+def reliability_diagram(probabilities: np.ndarray, labels: np.ndarray, path: Path, title: str) -> Path:
+    """How often answers given with each confidence were right (15 bins), against the diagonal of a
+    perfectly calibrated model; the bars' shade shows how many answers each bin holds."""
+    bins = reliability_bins(probabilities, labels)
+    ece = expected_calibration_error(probabilities, labels)
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5, 5))
+    width = 1 / len(bins)
+    total = max(sum(b.count for b in bins), 1)
+    for b in bins:
+        if b.count:
+            axis.bar(b.low, b.accuracy, width=width, align="edge", edgecolor="black", linewidth=0.5,
+                     color=plt.cm.Blues(0.3 + 0.7 * min(1.0, 20 * b.count / total)))
+            axis.plot([b.low + width / 2], [b.confidence], "k.", markersize=4)
+    axis.plot([0, 1], [0, 1], "r--", linewidth=1, label="perfectly calibrated")
+    axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (calibrated top probability)", ylabel="accuracy",
+             title=f"{title}\nECE {ece:.4f} over {total:,} answers")
+    axis.legend(loc="upper left")
     return _save(figure, path)
 
 
@@ -227,6 +249,8 @@ def plot_model_dir(model: LoadedModel | str | Path, data, out_dir: str | Path | 
         notes.append(str(error))
     images, labels = data.split("test")
     probabilities = torch.from_numpy(loaded.probabilities(images))
+    paths.append(reliability_diagram(probabilities.numpy(), labels.cpu().numpy(), out_dir / "reliability.png",
+                                     f"{info.recipe} step {info.step}, test"))
     confusion = confusion_matrix(labels, probabilities.argmax(1), loaded.num_classes).tolist()
     paths.append(confusion_plot(confusion, out_dir / "confusion.png", f"{info.recipe} step {info.step}, test",
                                 info.classes))

@@ -16,6 +16,8 @@ from typing import Union
 
 import numpy as np
 
+from .decline import ANSWERED, DIGIT, NO_INK, verdict
+
 # Rounding of the 28x28 input the network saw when an answer includes it: enough for a picture.
 INPUT_DECIMALS = 4
 
@@ -38,34 +40,64 @@ class RankedClass:
 
 @dataclass(frozen=True, eq=False)
 class Prediction:
-    """What the network answered for one input: its class (named LABEL), every class's probability,
-    the TOP_K most likely, and the probability of the answer (CONFIDENCE). FILE and INDEX say where
-    the input came from (INDEX: its position in a multi-image file, None for a single picture); INPUT
-    is the float (28, 28) the network saw."""
-    class_: int
-    label: str
-    probabilities: tuple[float, ...]
+    """What lenet answered for one input. VERDICT (see lenet.decline) says whether it answered: "digit"
+    (or "item" for a model of another data set), or why not: "not a digit", "unsure", "no ink",
+    "several digits". When it answered, CLASS_ is the class, named LABEL; declined, both are None but
+    the network's PROBABILITIES (calibrated) and TOP_K still say what the input nearly was. CONFIDENCE
+    is the calibrated probability of the (closest) class, DIGIT_PROBABILITY the digit gate's probability
+    that the input is a digit at all (None for models without a gate). A picture with no ink, or with
+    several digits, never reached the network: it has no probabilities. FILE and INDEX say where the
+    input came from (INDEX: its position in a multi-image file, None for a single picture); INPUT is the
+    float (28, 28) the network saw."""
+    class_: int | None
+    label: str | None
+    probabilities: tuple[float, ...] | None
     top_k: tuple[RankedClass, ...]
-    confidence: float
+    confidence: float | None
+    verdict: str = DIGIT
+    digit_probability: float | None = None
     input: np.ndarray | None = None
     file: str | None = None
     index: int | None = None
 
     @classmethod
     def from_probabilities(cls, row: np.ndarray, classes: tuple[str, ...], k: int, image: np.ndarray | None = None,
-                           file: str | None = None, index: int | None = None) -> Prediction:
-        """The prediction whose probabilities are ROW, ranking its K most likely CLASSES."""
+                           file: str | None = None, index: int | None = None, digit_probability: float | None = None,
+                           min_confidence: float = 0.0, of_digits: bool = True) -> Prediction:
+        """The prediction whose calibrated probabilities are ROW, ranking its K most likely CLASSES, with the
+        verdict of lenet.decline for MIN_CONFIDENCE and DIGIT_PROBABILITY."""
         ranked = np.argsort(-row, kind="stable")[:k]
         top_k = tuple(RankedClass(int(c), classes[c], float(row[c])) for c in ranked)
-        return cls(top_k[0].class_, top_k[0].label, tuple(float(p) for p in row), top_k, top_k[0].probability,
-                   image, file, index)
+        confidence = top_k[0].probability
+        said = verdict(confidence, digit_probability, min_confidence, of_digits)
+        answered = said in ANSWERED
+        return cls(top_k[0].class_ if answered else None, top_k[0].label if answered else None,
+                   tuple(float(p) for p in row), top_k, confidence, said,
+                   None if digit_probability is None else float(digit_probability), image, file, index)
+
+    @classmethod
+    def unread(cls, said: str, file: str | None = None, index: int | None = None) -> Prediction:
+        """A picture declined before the network saw it: SAID is "no ink" or "several digits"."""
+        return cls(None, None, None, (), None, said, None, None, file, index)
+
+    @property
+    def answered(self) -> bool:
+        return self.verdict in ANSWERED
+
+    @property
+    def closest(self) -> RankedClass | None:
+        """The most likely class, answered or not (None when the network never saw the input)."""
+        return self.top_k[0] if self.top_k else None
 
     def to_json(self, include_input: bool = False) -> dict:
         answer = {} if self.file is None else {"file": self.file, "index": self.index}
-        answer |= {"class": self.class_, "label": self.label,
-                   "probabilities": [float32_json(p) for p in self.probabilities],
-                   "top_k": [ranked.to_json() for ranked in self.top_k],
-                   "confidence": float32_json(self.confidence)}
+        answer |= {"class": self.class_, "label": self.label, "verdict": self.verdict,
+                   "confidence": None if self.confidence is None else float32_json(self.confidence),
+                   "digit_probability": None if self.digit_probability is None
+                   else float32_json(self.digit_probability),
+                   "probabilities": None if self.probabilities is None
+                   else [float32_json(p) for p in self.probabilities],
+                   "top_k": [ranked.to_json() for ranked in self.top_k]}
         if include_input and self.input is not None:
             answer["input"] = np.round(self.input, INPUT_DECIMALS).tolist()
         return answer
@@ -99,14 +131,28 @@ class DigitReading:
 
 @dataclass(frozen=True, eq=False)
 class NumberReading:
-    """A number written on one line, read digit by digit, left to right (FILE: the picture's file)."""
-    number: str
+    """A number written on one line, read digit by digit, left to right (FILE: the picture's file).
+    NUMBER is None when any position was declined (a mark that is not a digit, or one too unsure to
+    name); READING then shows it, "?" at each declined position ("4?7")."""
+    number: str | None
+    reading: str
     digits: tuple[DigitReading, ...]
     file: str | None = None
+    verdict: str = "number"   # "number", "declined" (a position is), or "no ink"
+
+    @classmethod
+    def without_ink(cls, file: str | None = None) -> NumberReading:
+        return cls(None, "", (), file, NO_INK)
+
+    @classmethod
+    def from_digits(cls, digits: tuple[DigitReading, ...], file: str | None = None) -> NumberReading:
+        reading = "".join(d.prediction.label if d.prediction.answered else "?" for d in digits)
+        return cls(None if "?" in reading else reading, reading, digits, file, "declined" if "?" in reading else "number")
 
     def to_json(self, include_input: bool = False) -> dict:
         return ({} if self.file is None else {"file": self.file}) | {
-            "number": self.number, "digits": [digit.to_json(include_input) for digit in self.digits]}
+            "number": self.number, "reading": self.reading, "verdict": self.verdict,
+            "digits": [digit.to_json(include_input) for digit in self.digits]}
 
 
 # What predicting files yields: an answer, or the error of a file that could not be read.
@@ -149,18 +195,35 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """How far a model's probabilities can be trusted on a split: the negative log-likelihood and the
+    expected calibration error (15 bins) of its calibrated probabilities (softmax(logits / TEMPERATURE)),
+    and the share of the split it DECLINED at its threshold MIN_CONFIDENCE (see lenet.decline)."""
+    temperature: float
+    nll: float
+    ece: float
+    min_confidence: float
+    declined: float
+
+    def to_json(self) -> dict:
+        return {"temperature": self.temperature, "nll": self.nll, "ece": self.ece,
+                "min_confidence": self.min_confidence, "declined": self.declined}
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """A model's metrics on one split, at its checkpoint's STEP (None for an ONNX file without one),
-    in PRECISION, with test-time augmentation when TTA."""
+    in PRECISION, with test-time augmentation when TTA, and how well calibrated it is."""
     step: int | None
     split: str
     tta: bool
     precision: str
     metrics: Metrics
+    calibration: Calibration | None = None
 
     def to_json(self) -> dict:
         return {"step": self.step, "split": self.split, "tta": self.tta, "precision": self.precision,
-                **self.metrics.to_json()}
+                **self.metrics.to_json(), **(self.calibration.to_json() if self.calibration else {})}
 
 
 @dataclass(frozen=True)

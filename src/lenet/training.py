@@ -19,13 +19,14 @@ from .calibration import fit_temperature
 from .checkpoint import (RECIPE_FILE, check_resumable, claim_model_dir, list_checkpoints, load_weights, rank_seed,
                          read_checkpoint, restore_resume_state, resume_state, rng_states, save_checkpoint)
 from .data import BatchOrder, Dataset, to_float
+from .decline import FALLBACK_MIN_CONFIDENCE, default_min_confidence
 from .distributed import DEFAULT_TIMEOUT_S, Distributed, Group, process_group
 from .errors import LenetError
 from .evaluation import evaluate, metrics_from_logits
 from .execution import Execution, deterministic_mode, resolve_device, resolve_precision, synchronize
 from .files import write_json
-from .inference import batched_logits
-from .models import build_model, l2_weights
+from .inference import batched_logits, gate_for
+from .models import build_model, l2_weights, model_device
 from .recipes import Recipe
 from .results import CheckpointSaved, Compiled, StepLogged, TrainingEvent, TrainingStarted, Tested, Validated
 from .tensorboard import MISCLASSIFIED_SHOWN, TrainingEvents
@@ -259,26 +260,32 @@ def _validate(eval_model: nn.Module, data: Dataset, step: int, events: TrainingE
     return accuracy, logits
 
 
-def _temperature(eval_model: nn.Module, data: Dataset, validation_logits: torch.Tensor | None) -> float:
-    """The calibration temperature of the weights being checkpointed, fitted on the validation split
-    (its logits computed here unless VALIDATION_LOGITS already hold them); 1.0 without a validation split."""
+def _calibration(eval_model: nn.Module, data: Dataset, validation_logits: torch.Tensor | None) -> tuple[float, float]:
+    """The calibration temperature of the weights being checkpointed and their default threshold for
+    answering (see lenet.decline), both chosen on the validation split (its logits computed here unless
+    VALIDATION_LOGITS already hold them). Without a validation split: no calibration, the fallback threshold."""
     if len(data.val_labels) == 0:
-        return 1.0
+        return 1.0, FALLBACK_MIN_CONFIDENCE
     if validation_logits is None:
         validation_logits = batched_logits(eval_model, data.val_images).float()
-    return fit_temperature(validation_logits, data.val_labels)
+    temperature = fit_temperature(validation_logits, data.val_labels)
+    confidence = torch.softmax(validation_logits / temperature, dim=1).max(1).values.cpu().numpy()
+    gate = gate_for(data.name, model_device(eval_model))
+    digit_probability = None if gate is None else batched_logits(gate, data.val_images).float().cpu().numpy().reshape(-1)
+    return temperature, default_min_confidence(confidence, digit_probability)
 
 
 def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
           optimizer: torch.optim.Optimizer, metrics: dict, data: Dataset, rank_rng_states: list[dict],
-          temperature: float) -> CheckpointSaved:
-    """Checkpoint STEP, whose calibration is TEMPERATURE; returns the checkpoint event."""
+          calibration: tuple[float, float]) -> CheckpointSaved:
+    """Checkpoint STEP, with its CALIBRATION (temperature, default threshold); returns the checkpoint event."""
     state, optimizer_settings = resume_state(model, optimizer, average is not None, rank_rng_states)
     path = save_checkpoint(model_dir, step, (average.model if average else model).state_dict(), state,
                            recipe=recipe, metrics=metrics, dataset_sha256=data.sha256, classes=data.classes,
                            optimizer=optimizer_settings,
                            evaluation_weights="moving_average" if average else "trained",
-                           keep=recipe.keep_checkpoints, temperature=temperature)
+                           keep=recipe.keep_checkpoints, temperature=calibration[0],
+                           min_confidence=calibration[1])
     return CheckpointSaved(step, str(path))
 
 
@@ -440,7 +447,7 @@ def _train_claimed(recipe: Recipe, model_dir: Path, data: Dataset, device: torch
                         report(Tested(done, metrics["test_accuracy"]))
                     if checkpointing:
                         report(_save(model_dir, done, recipe, model, average, optimizer, metrics, data,
-                                     rank_rng_states, _temperature(eval_model, data, validation_logits)))
+                                     rank_rng_states, _calibration(eval_model, data, validation_logits)))
             if stopping:
                 break
     return {"step": done, **metrics, "train_seconds": stats.train_seconds(), "compile_seconds": compile_seconds}

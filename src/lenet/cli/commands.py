@@ -142,13 +142,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = _open_model(args.model_dir, args.device, precision=args.precision)
     # predict_files and read_number_files check --top-k (and that the model reads numbers) before any file.
     failures, shown = 0, set()
-    results = (read_number_files if args.number else predict_files)(model, args.files, args.top_k)
+    results = (read_number_files if args.number else predict_files)(model, args.files, args.top_k, args.min_confidence)
     for result in results:
         if isinstance(result, FileError):
             failures += 1
             print(f"lenet: error: {result.error}", file=sys.stderr)
             continue
-        if args.show_input:
+        if args.show_input and _has_input(result):
             try:
                 _show_inputs(result, args.show_input, shown)
             except LenetError as error:  # the answer stands; only its picture is missing
@@ -156,6 +156,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"lenet: error: {error}", file=sys.stderr)
         print(views.answer(result, args.json))
     return 1 if failures else 0
+
+
+def _has_input(result: Prediction | NumberReading) -> bool:
+    """Whether the network saw anything of RESULT (not a picture without ink, or of several digits)."""
+    return bool(result.digits) if isinstance(result, NumberReading) else result.input is not None
 
 
 def _show_inputs(result: Prediction | NumberReading, directory: str, shown: set[str]) -> None:

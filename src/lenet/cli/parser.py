@@ -133,6 +133,10 @@ def _add_predict(commands) -> None:
     p.add_argument("--show-input", metavar="DIR",
                    help="write the 28x28 input each picture (or digit) became into DIR as PNG, "
                         "to see why a picture was misread")
+    p.add_argument("--min-confidence", type=float, metavar="P",
+                   help="answer only where lenet is at least P sure, from 0 to 1, that the picture is a "
+                        "digit and which one; otherwise say 'not a digit' or 'unsure' (default: the "
+                        "model's own, chosen on its validation split; 0 answers everything)")
     _device_option(p)
     _inference_precision_option(p)
 

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping
 
 from ..recipes import Recipe
+from ..decline import SEVERAL_DIGITS
 from ..results import (CheckpointSaved, Compiled, EnsembleEvaluation, Evaluation, NumberReading, Prediction,
                        StepLogged, Tested, TrainingEvent, TrainingStarted, Validated)
 
@@ -45,6 +46,10 @@ def evaluation(result: Evaluation | EnsembleEvaluation, as_json: bool, what: str
              f"{', test-time augmented' if result.tta else ''}): "
              f"accuracy {metrics.accuracy:.4f}, loss {metrics.loss:.4f}, "
              f"top-{metrics.top_k}-accuracy {metrics.top_k_accuracy:.4f}"]
+    if isinstance(result, Evaluation) and (calibration := result.calibration):
+        lines.append(f"calibrated (temperature {calibration.temperature:.3f}): NLL {calibration.nll:.4f}, "
+                     f"ECE {calibration.ece:.4f}; declined {calibration.declined:.2%} at min-confidence "
+                     f"{calibration.min_confidence:.3f}")
     # Named classes (not the digits) get a column for their names, cut to 12 characters.
     named = any(label != str(c) for c, label in enumerate(metrics.classes))
     name = (lambda c: f" {metrics.classes[c][:12]:<12}") if named else (lambda c: "")
@@ -76,18 +81,30 @@ def answer(result: Prediction | NumberReading, as_json: bool) -> str:
 
 
 def prediction(result: Prediction) -> str:
-    """'digit.png: 7   top-3: 7 (0.981), 1 (0.012), 9 (0.004)'."""
+    """'digit.png: 7 (0.981)   top-3: 7 (0.981), 1 (0.012), 9 (0.004)', or why it was declined:
+    'x.png: not a digit (closest: 8, 0.61)   top-3: ...'."""
     # The digits are their own names; other classes are shown by name.
-    named = result.label != str(result.class_)
-    shown = f"{result.class_} ({result.label})" if named else result.label
-    return f"{result.where}: {shown}   top-{len(result.top_k)}: {_ranked(result, named)}"
+    closest = result.closest
+    named = closest is not None and closest.label != str(closest.class_)
+    if not result.top_k:  # never reached the network
+        hint = "; `lenet predict --number` reads numbers" if result.verdict == SEVERAL_DIGITS else ""
+        return f"{result.where}: {result.verdict}{hint}"
+    shown = f"{closest.class_} ({closest.label})" if named else closest.label
+    said = (f"{shown} ({result.confidence:.3f})" if result.answered
+            else f"{result.verdict} (closest: {shown}, {result.confidence:.2f})")
+    return f"{result.where}: {said}   top-{len(result.top_k)}: {_ranked(result, named)}"
 
 
 def number(result: NumberReading) -> str:
-    """'meter.jpg: 407   top-3 per digit: ...': the number, then each digit's ranked classes."""
+    """'meter.jpg: 407   top-3 per digit: ...': the number, then each digit's ranked classes; a
+    declined position is a '?' and says why: 'meter.jpg: 4?7 (position 2: not a digit)'."""
+    if not result.digits:
+        return f"{result.file}: {result.verdict}"
     ranked = "; ".join(_ranked(digit.prediction, False) for digit in result.digits)
-    k = len(result.digits[0].prediction.top_k) if result.digits else 3
-    return f"{result.file}: {result.number}   top-{k} per digit: {ranked}"
+    k = len(result.digits[0].prediction.top_k)
+    doubts = [f"position {i + 1}: {d.prediction.verdict}" for i, d in enumerate(result.digits) if not d.prediction.answered]
+    said = result.number if result.number is not None else f"{result.reading} ({', '.join(doubts)})"
+    return f"{result.file}: {said}   top-{k} per digit: {ranked}"
 
 
 def _ranked(result: Prediction, named: bool) -> str:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from ..errors import LenetError
+from ..errors import LenetError, NoInk, SeveralDigits
 from .decode import check_gray
 from .ink import Ink, Mark, dilate, find_ink, stroke_width
 
@@ -29,6 +29,11 @@ THIN_STROKE_PX = 2.0
 # share of the digit's size from the digit's box (a 5's bar, a broken stroke); specks farther off are dropped.
 PART_MASS = 0.02
 PART_GAP = 0.15
+# A picture holds several digits when a mark beside the digit is at least NEIGHBOUR_HEIGHT of its height,
+# NEIGHBOUR_MASS of its main mark's ink, and has NEIGHBOUR_LINE of its own height within the digit's rows.
+NEIGHBOUR_HEIGHT = 0.6
+NEIGHBOUR_MASS = 0.25
+NEIGHBOUR_LINE = 0.5
 
 
 def normalize_digit(gray: np.ndarray, name: str = "image") -> np.ndarray:
@@ -59,7 +64,22 @@ def _digit_marks(ink: Ink, name: str) -> list[Mark]:
                 candidates.remove(m)
                 box = union_box(box, mark_box(m))
                 grew = True
+    _refuse_neighbours(marks, chosen, box, main, name)
     return chosen
+
+
+def _refuse_neighbours(marks: list[Mark], chosen: list[Mark], box: tuple[int, int, int, int], main: Mark,
+                       name: str) -> None:
+    """Refuse a picture of a number: another mark nearly as tall as the digit, beside it on its line
+    and heavy enough to be a digit (a 1 has about a third of an 8's ink), is another digit."""
+    top, left, bottom, right = box
+    taken = {m.label for m in chosen}
+    for m in marks:
+        beside = m.right <= left or m.left >= right
+        same_line = min(m.bottom, bottom) - max(m.top, top) >= NEIGHBOUR_LINE * m.height
+        if (m.label not in taken and not m.is_bar and beside and same_line
+                and m.height >= NEIGHBOUR_HEIGHT * (bottom - top) and m.mass >= NEIGHBOUR_MASS * main.mass):
+            raise SeveralDigits(f"{name}: several digits side by side (`lenet predict --number` reads numbers)")
 
 
 def mark_box(mark: Mark) -> tuple[int, int, int, int]:
@@ -98,7 +118,7 @@ def mnist_field(ink: np.ndarray, name: str) -> np.ndarray:
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(0))
     if len(rows) == 0:
-        raise LenetError(f"{name}: no ink found (the image is blank or has too little contrast)")
+        raise NoInk(f"{name}: no ink found (the image is blank or has too little contrast)")
     ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32)
     height, width = ink.shape
     if max(height, width) == DIGIT_BOX:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..errors import LenetError
+from ..errors import LenetError, NoInk
 
 # Pictures are reduced by area averaging until the longer side is at most this many pixels before the
 # ink is looked for: it bounds the work for a 12-megapixel photo and averages its sensor noise away,
@@ -115,7 +115,7 @@ def find_ink(gray: np.ndarray, name: str, max_side: int = WORK_SIDE, min_short_s
     renumber[seeds] = np.arange(1, len(seeds) + 1)
     labels, count = renumber[faint], len(seeds)
     mask = labels > 0
-    no_ink = LenetError(f"{name}: no ink found (the image is blank or has too little contrast)")
+    no_ink = NoInk(f"{name}: no ink found (the image is blank or has too little contrast)")
     if not mask.any():
         raise no_ink
     # The ink's level is taken inside the strokes (their upper quartile), so that blurred, faint or

@@ -21,13 +21,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..datasets import reads_digits
-from ..errors import LenetError
-from ..inference import open_model
-from ..predict import predictions_from, read_number_result
+from ..errors import LenetError, NoInk
+from ..inference import concatenate_scores, open_model
+from ..predict import item_predictions, read_number_result
+from ..results import NumberReading
 from ..pictures.inputs import check_reads_numbers
 from .access import WILDCARD_ADDRESSES, Access, OwnOriginOnly
 from .connections import BoundedProtocol, Shared
-from .decoding import include_input_param, read_request_body, request_inputs, request_number, top_k_param
+from .decoding import (include_input_param, min_confidence_param, read_request_body, request_inputs, request_number,
+                       top_k_param)
 from .limits import Limits
 from .refusals import BadRequest, error_response
 from .worker import InferenceWorker
@@ -44,18 +46,23 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
         logging.getLogger("uvicorn.error").warning(warning)
     dataset, classes = model.info.dataset, model.info.classes
     # The page draws digits for a model of digits, and takes a picture to classify for any other.
-    info = model.info.to_dict() | {"reads_digits": reads_digits(dataset), "precision": model.precision}
-    worker = InferenceWorker(model.probabilities, limits.max_batch)
+    info = model.info.to_dict() | {"reads_digits": reads_digits(dataset), "precision": model.precision,
+                                   "temperature": model.temperature, "min_confidence": model.min_confidence,
+                                   "declines_non_digits": model.has_gate}
+    worker = InferenceWorker(model.scores, limits.max_batch)
 
     def handler(batch: bool):
         async def predict(request: Request) -> dict:
             k = top_k_param(request, len(classes))
             include_input = include_input_param(request)
+            threshold = min_confidence_param(request, model.min_confidence)
             body = await read_request_body(request, limits, json_images=limits.max_batch if batch else 1)
 
             async def answer() -> list[dict]:
-                inputs = await request_inputs(body, request.headers, limits, batch, dataset)
-                return [p.to_json(include_input) for p in predictions_from(await worker(inputs), inputs, classes, k)]
+                items = await request_inputs(body, request.headers, limits, batch, dataset)
+                arrays = [item for item in items if isinstance(item, np.ndarray)]
+                scores = await worker(np.concatenate(arrays)) if arrays else None
+                return [p.to_json(include_input) for p in item_predictions(items, scores, model, k, threshold)]
             results = await _within_compute_deadline(answer(), limits.compute_timeout_s)
             return {"predictions": results} if batch else results[0]
         return predict
@@ -67,21 +74,24 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
             raise BadRequest(400, str(error)) from None
         k = top_k_param(request, len(classes))
         include_input = include_input_param(request)
+        threshold = min_confidence_param(request, model.min_confidence)
         body = await read_request_body(request, limits)
 
         async def answer() -> dict:
             number = await request_number(body, request.headers, limits)
+            if isinstance(number, NoInk):
+                return NumberReading.without_ink().to_json()
             # A number may have more inputs than one pass takes (up to 128): they go to the worker
             # max_batch at a time.
             chunks = [await worker(number.inputs[i:i + limits.max_batch])
                       for i in range(0, len(number.inputs), limits.max_batch)]
-            return read_number_result(number, np.concatenate(chunks), k).to_json(include_input)
+            return read_number_result(number, concatenate_scores(chunks), k, min_confidence=threshold).to_json(include_input)
         return await _within_compute_deadline(answer(), limits.compute_timeout_s)
 
     async def health(request: Request) -> dict:
         return {"status": "ok"}
 
-    async def model(request: Request) -> dict:
+    async def describe(request: Request) -> dict:
         return info
 
     async def page(request: Request) -> FileResponse:
@@ -99,7 +109,7 @@ def create_app(source: str | Path, limits: Limits = Limits(), device: str = "cpu
         yield
         await worker.stop()
 
-    routes = [Route("/", page), Route("/health", _answering(health)), Route("/model", _answering(model)),
+    routes = [Route("/", page), Route("/health", _answering(health)), Route("/model", _answering(describe)),
               Route("/predict", _answering(handler(batch=False)), methods=["POST"]),
               Route("/predict/batch", _answering(handler(batch=True)), methods=["POST"]),
               Route("/read", _answering(read), methods=["POST"]),

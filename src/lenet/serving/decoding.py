@@ -18,7 +18,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from ..errors import ImageTooLarge, LenetError
+from ..errors import Declined, ImageTooLarge, LenetError, NoInk
 from ..inference import check_top_k
 from ..pictures.inputs import array_to_inputs, image_to_input
 from ..pictures.numbers import NumberInputs, image_to_number_inputs
@@ -47,25 +47,26 @@ async def read_request_body(request: Request, limits: Limits, json_images: int |
     return await _read_body(request, limit)
 
 
-async def request_inputs(body: bytes, headers: Headers, limits: Limits, batch: bool, dataset: str) -> np.ndarray:
-    """The float (N, 28, 28) inputs of a request's BODY, whatever form they came in (pictures normalized for
-    a model of DATASET)."""
+async def request_inputs(body: bytes, headers: Headers, limits: Limits, batch: bool,
+                         dataset: str) -> list[np.ndarray | Declined]:
+    """The inputs of a request's BODY, whatever form they came in: per picture or JSON body, its float
+    (N, 28, 28) inputs (pictures normalized for a model of DATASET), or why a picture is answered
+    without the network (Declined: no ink, several digits)."""
     content_type = _content_type(headers)
     if content_type == "application/json":
-        return await _in_thread(_json_inputs, body, batch, limits.max_batch)
+        return [await _in_thread(_json_inputs, body, batch, limits.max_batch)]
     if content_type == "multipart/form-data":
         files = await _uploads(body, headers, limits)
         if not batch and len(files) != 1:
             raise BadRequest(400, f"/predict takes one file, got {len(files)} (use /predict/batch)")
-        return np.concatenate([await _in_thread(_image_input, payload, name, limits, dataset)
-                               for name, payload in files])
+        return [await _in_thread(_image_input, payload, name, limits, dataset) for name, payload in files]
     if content_type in IMAGE_TYPES or content_type == "application/octet-stream":
-        return await _in_thread(_image_input, body, "upload", limits, dataset)
+        return [await _in_thread(_image_input, body, "upload", limits, dataset)]
     raise BadRequest(415, f"unsupported content type {content_type or '(none)'!r}: send an image "
                           f"({', '.join(IMAGE_TYPES)}), multipart/form-data or application/json")
 
 
-async def request_number(body: bytes, headers: Headers, limits: Limits) -> NumberInputs:
+async def request_number(body: bytes, headers: Headers, limits: Limits) -> NumberInputs | NoInk:
     """The digits of the one picture a /read request's BODY carries (a raw image or one multipart file)."""
     content_type = _content_type(headers)
     if content_type == "multipart/form-data":
@@ -88,6 +89,20 @@ def top_k_param(request: Request, num_classes: int) -> int:
     if not ASCII_DIGITS.fullmatch(value) or len(value) > 3 or not 1 <= int(value) <= num_classes:
         raise BadRequest(400, f"top_k must be an integer from 1 to {num_classes}, got {value[:20]!r}")
     return int(value)
+
+
+# A threshold in the query string: plain decimal notation, no exponent, NaN or infinity.
+DECIMAL = re.compile(r"(0|1)(\.[0-9]{1,12})?|\.[0-9]{1,12}")
+
+
+def min_confidence_param(request: Request, default: float) -> float:
+    """The ?min_confidence= of a request: a decimal from 0 to 1 (see lenet.decline), or DEFAULT, the model's."""
+    value = request.query_params.get("min_confidence")
+    if value is None:
+        return default
+    if not DECIMAL.fullmatch(value) or float(value) > 1.0:
+        raise BadRequest(400, f"min_confidence must be a number from 0 to 1, got {value[:20]!r}")
+    return float(value)
 
 
 def include_input_param(request: Request) -> bool:
@@ -169,18 +184,22 @@ async def _in_thread(function, *args):
     return await asyncio.to_thread(function, *args)
 
 
-def _image_input(payload: bytes, name: str, limits: Limits, dataset: str) -> np.ndarray:
+def _image_input(payload: bytes, name: str, limits: Limits, dataset: str) -> np.ndarray | Declined:
     try:
         return image_to_input(payload, name, limits.max_image_pixels, dataset)[None]
+    except Declined as declined:  # an answer, not an error
+        return declined
     except ImageTooLarge as error:
         raise BadRequest(413, str(error)) from None
     except LenetError as error:
         raise BadRequest(400, str(error)) from None
 
 
-def _number_input(payload: bytes, name: str, limits: Limits) -> NumberInputs:
+def _number_input(payload: bytes, name: str, limits: Limits) -> NumberInputs | NoInk:
     try:
         return image_to_number_inputs(payload, name, limits.max_image_pixels)
+    except NoInk as declined:  # an answer: no number
+        return declined
     except ImageTooLarge as error:
         raise BadRequest(413, str(error)) from None
     except LenetError as error:

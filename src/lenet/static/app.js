@@ -188,30 +188,64 @@ function drawInput(context, input, size) {
   context.drawImage(small, 0, 0, size, size);
 }
 
+// Verdicts that answer; any other says why lenet declined (see lenet.decline).
+const ANSWERED = ["digit", "item"];
+
 function show(result) {
   window.lenet.lastError = null;
-  predictionEl.textContent = result.label ?? String(result["class"]);
-  predictionEl.dataset.class = String(result["class"]);
-  statusEl.textContent = `${(100 * result.probabilities[result["class"]]).toFixed(1)}% sure`;
-  showProbabilities(result.probabilities, result["class"]);
-  drawInput(seen, result.input, 112);
-  window.lenet.lastInput = result.input;
   window.lenet.lastResult = result;
+  const closest = result.top_k[0];
+  if (ANSWERED.includes(result.verdict)) {
+    predictionEl.textContent = result.label ?? String(result["class"]);
+    predictionEl.dataset.class = String(result["class"]);
+    statusEl.textContent = `${(100 * result.confidence).toFixed(1)}% sure`;
+  } else if (result.verdict === "no ink") {
+    predictionEl.textContent = "–";
+    predictionEl.dataset.class = "";
+    statusEl.textContent = `No ${drawable ? "digit" : "item"} found in this picture (no ink).`;
+  } else {
+    predictionEl.textContent = "?";
+    predictionEl.dataset.class = "";
+    statusEl.textContent = closest
+      ? `${result.verdict} (closest: ${closest.label}, ${(100 * closest.probability).toFixed(0)}%)`
+      : result.verdict === "several digits"
+        ? "several digits: tick “several digits (a number)” to read them" : `${result.verdict}`;
+  }
+  predictionEl.dataset.verdict = result.verdict;
+  if (result.probabilities) {
+    showProbabilities(result.probabilities, closest["class"]);
+  } else {
+    showProbabilities(classes.map(() => 0), -1);
+  }
+  if (result.input) drawInput(seen, result.input, 112);
+  window.lenet.lastInput = result.input ?? null;
 }
 
 function showNumber(result) {
   window.lenet.lastError = null;
-  predictionEl.textContent = result.number;
-  predictionEl.dataset.class = result.number;
-  const least = Math.min(...result.digits.map((d) => d.probabilities[d["class"]]));
-  statusEl.textContent = `${result.digits.length} digits, the least sure ${(100 * least).toFixed(1)}%`;
+  predictionEl.textContent = result.reading || "–";
+  predictionEl.dataset.class = result.number ?? "";
+  predictionEl.dataset.verdict = result.verdict;
+  const doubted = result.digits.filter((d) => !ANSWERED.includes(d.verdict)).length;
+  if (!result.digits.length) {
+    statusEl.textContent = result.verdict;
+  } else if (doubted) {
+    statusEl.textContent = `${result.digits.length} marks, ${doubted} not read as a digit (shown as ?)`;
+  } else {
+    const least = Math.min(...result.digits.map((d) => d.confidence));
+    statusEl.textContent = `${result.digits.length} digits, the least sure ${(100 * least).toFixed(1)}%`;
+  }
   digitsEl.replaceChildren(...result.digits.map((digit) => {
     const figure = document.createElement("figure");
     const canvas = document.createElement("canvas");
     canvas.width = canvas.height = 56;
     drawInput(canvas.getContext("2d"), digit.input, 56);
     const caption = document.createElement("figcaption");
-    caption.textContent = `${digit["class"]} (${(100 * digit.probabilities[digit["class"]]).toFixed(0)}%)`;
+    const answered = ANSWERED.includes(digit.verdict);
+    figure.classList.toggle("doubt", !answered);
+    caption.textContent = answered
+      ? `${digit["class"]} (${(100 * digit.confidence).toFixed(0)}%)`
+      : `? ${digit.verdict} (closest ${digit.top_k[0].label})`;
     figure.append(canvas, caption);
     return figure;
   }));

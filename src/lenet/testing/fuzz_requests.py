@@ -280,9 +280,15 @@ def _answer_problem(case: _Case, status: int, headers: dict, body: bytes, num_cl
         error = payload.get("error") if isinstance(payload, dict) else None
         return None if isinstance(error, str) and error and "\n" not in error else f"bad error answer {payload!r:.100}"
     for answer in payload.get("predictions", [payload]) if "digits" not in payload else payload["digits"]:
+        if answer["verdict"] in ("no ink", "several digits"):  # answered before the network saw anything
+            if answer["class"] is not None or answer["probabilities"] is not None:
+                return f"a picture the network never saw with a class or probabilities: {answer!r:.200}"
+            continue
         probabilities = np.asarray(answer["probabilities"])
+        answered = answer["verdict"] in ("digit", "item")
         if len(probabilities) != num_classes or not np.isfinite(probabilities).all() \
-                or abs(probabilities.sum() - 1) > 1e-4 or answer["class"] != int(probabilities.argmax()):
+                or abs(probabilities.sum() - 1) > 1e-4 or answer["top_k"][0]["class"] != int(probabilities.argmax()) \
+                or answer["class"] != (int(probabilities.argmax()) if answered else None):
             return f"probabilities that do not add up: {answer!r:.200}"
         if case.path == "/predict" and case.expect == {200} and len(answer["top_k"]) != case.k:
             return f"top_k of {len(answer['top_k'])}, asked {case.k}"
