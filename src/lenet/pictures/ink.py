@@ -138,9 +138,11 @@ def _work_side(shape: tuple[int, int], max_side: int, min_short_side: int) -> in
     side under MIN_SHORT_SIDE. Such a strip (a line of digits cut from a form) is reduced only until its
     shorter side is MIN_SHORT_SIDE, or as much more as keeps it within MAX_SIDE^2 working pixels, the
     work a square picture costs: reduced to MAX_SIDE along its length, a 40000x90 strip would become
-    640x1, its digits averaged away."""
+    640x1, its digits averaged away. Only a strip wider than high is a line of digits: a tall one left
+    unreduced (3x25893, a hairline from top to bottom) made a digit tens of thousands of pixels tall,
+    whose strokes thickened to MNIST's took seconds."""
     longer, shorter = max(shape), min(shape)
-    if longer * min_short_side <= shorter * max_side:
+    if shape[1] <= shape[0] or longer * min_short_side <= shorter * max_side:
         return max_side
     factor = max(shorter / min_short_side, math.sqrt(longer * shorter) / max_side, longer / max_side ** 2)
     return max(max_side, math.floor(longer / factor))
