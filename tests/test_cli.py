@@ -244,14 +244,18 @@ def test_a_fashion_mnist_model_names_its_classes_and_refuses_mnist(fashion_model
     from lenet.datasets import FASHION_MNIST_CLASSES
     model_dir = str(fashion_model_dir[0])
     np.save(tmp_path / "items.npy", fashion.test_images[:20].numpy())
-    assert main(["predict", "--model-dir", model_dir, str(tmp_path / "items.npy"), "--json"]) == 0
+    assert main(["predict", "--model-dir", model_dir, str(tmp_path / "items.npy"), "--json", "--min-confidence", "0"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert all(r["label"] == FASHION_MNIST_CLASSES[r["class"]] for r in rows)
+    # A model of clothes has no digit gate: every item is answered ("item") at threshold 0.
+    assert all(r["label"] == FASHION_MNIST_CLASSES[r["class"]] and r["verdict"] == "item"
+               and r["digit_probability"] is None for r in rows)
     assert sum(r["class"] == label for r, label in zip(rows, fashion.test_labels[:20].tolist())) >= 15
-    assert main(["predict", "--model-dir", model_dir, str(tmp_path / "items.npy"), "--top-k", "2"]) == 0
+    assert main(["predict", "--model-dir", model_dir, str(tmp_path / "items.npy"), "--top-k", "2",
+                 "--min-confidence", "0"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     best, second = rows[0]["top_k"][:2]
-    assert first.startswith(f"{tmp_path / 'items.npy'}[0]: {rows[0]['class']} ({rows[0]['label']})   top-2: "
+    assert first.startswith(f"{tmp_path / 'items.npy'}[0]: {rows[0]['class']} ({rows[0]['label']}) "
+                            f"({best['probability']:.3f})   top-2: "
                             f"{best['label']} ({best['probability']:.3f}), {second['label']}")
     assert main(["eval", "--model-dir", model_dir, "--dataset", "mnist"]) == 1
     assert capsys.readouterr().err.strip() == (f"lenet: error: {model_dir}: a model of fashion-mnist, given mnist "

@@ -190,3 +190,24 @@ def test_test_time_augmentation_of_a_very_confident_model_stays_finite(synthetic
     logits = batched_logits(model, synthetic.test_images[:50], tta=True)
     assert torch.isfinite(logits).all()
     assert torch.allclose(logits.exp().sum(1), torch.ones(50), atol=1e-4)  # still the log of a mean probability
+
+
+def test_eval_reports_the_calibration_and_the_share_declined_beside_accuracy(synthetic_model_dir, synthetic, capsys):
+    import numpy as np
+
+    from lenet.calibration import expected_calibration_error
+    from lenet.inference import open_model
+    result = evaluate_model(synthetic_model_dir, synthetic, "test", tensorboard=False)
+    model = open_model(synthetic_model_dir)
+    calibration = result.calibration
+    assert calibration.temperature == model.temperature and calibration.min_confidence == model.min_confidence
+    probabilities = model.probabilities(synthetic.test_images)
+    assert calibration.ece == pytest.approx(expected_calibration_error(probabilities, synthetic.test_labels.numpy()))
+    confidence, digit = probabilities.max(1), model.scores(synthetic.test_images).digit_probabilities
+    below = confidence < model.min_confidence
+    if digit is not None:
+        below |= digit < model.min_confidence
+    assert calibration.declined == pytest.approx(float(np.mean(below)))
+    json_answer = result.to_json()
+    assert {"temperature", "nll", "ece", "min_confidence", "declined"} <= set(json_answer)
+    assert 0 <= json_answer["ece"] <= 1 and json_answer["nll"] > 0

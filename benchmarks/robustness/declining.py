@@ -191,7 +191,7 @@ def main() -> None:
 
     # The confidence-only threshold, chosen as lenet's default is, on validation digits, without the gate.
     validation = model.scores(data.val_images[:VALIDATION_DIGITS].numpy())
-    confidence_threshold = default_min_confidence(validation.probabilities.max(1), None)
+    confidence_threshold = default_min_confidence(validation.probabilities.max(1))
 
     def progress(what: str) -> None:
         print(f"{what} done at {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)

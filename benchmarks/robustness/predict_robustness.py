@@ -288,7 +288,7 @@ def read_numbers(model, images: np.ndarray, labels: np.ndarray, per_length: int,
             truth = "".join(str(int(labels[i])) for i in chosen)
             try:
                 number = image_to_number_inputs(payload, f"number-{n}.png")
-                read = read_number_result(number, model.probabilities(number.inputs), 1).number
+                read = read_number_result(number, model.scores(number.inputs), 1).number
             except LenetError:
                 read, refused = "", refused + 1
             right += read == truth

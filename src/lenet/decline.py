@@ -7,8 +7,10 @@ is the right one (the calibrated confidence, see lenet.calibration). Below the f
 0 answers everything, as lenet did before it declined. Pictures without ink and pictures holding
 several digits are told apart before the network runs (lenet.pictures).
 
-A model's default threshold is chosen on its validation split when it is checkpointed: the highest
-that still answers DIGITS_ANSWERED of the validation digits, within [MIN_DEFAULT, MAX_DEFAULT].
+A model's default threshold is chosen on its validation split when it is checkpointed: the highest at
+which its calibrated confidence still answers DIGITS_ANSWERED of the validation digits, within
+[MIN_DEFAULT, MAX_DEFAULT]. It is chosen on the classifier alone, so that it belongs to the checkpoint:
+the gate ships with lenet and may be retrained, and its probability is calibrated on its own (lenet.gate).
 """
 
 from __future__ import annotations
@@ -60,14 +62,11 @@ def check_min_confidence(value: object, name: str = "--min-confidence") -> float
     return float(value)
 
 
-def default_min_confidence(confidence: np.ndarray, digit_probability: np.ndarray | None) -> float:
-    """The threshold that answers DIGITS_ANSWERED of a validation split's digits, whose calibrated
-    CONFIDENCE (N,) and DIGIT_PROBABILITY (N,) (None without a gate) are given."""
-    surest = np.asarray(confidence, np.float64)
-    if digit_probability is not None:
-        surest = np.minimum(surest, np.asarray(digit_probability, np.float64))
-    if len(surest) == 0:
+def default_min_confidence(confidence: np.ndarray) -> float:
+    """The threshold at which DIGITS_ANSWERED of a validation split's digits, whose calibrated
+    CONFIDENCE (N,) is given, are answered: its (1 - DIGITS_ANSWERED) quantile."""
+    confidence = np.asarray(confidence, np.float64)
+    if len(confidence) == 0:
         return MIN_DEFAULT
-    # An input is answered when both reach the threshold: the (1 - DIGITS_ANSWERED) quantile of the lower.
-    chosen = float(np.quantile(surest, 1.0 - DIGITS_ANSWERED, method="lower"))
+    chosen = float(np.quantile(confidence, 1.0 - DIGITS_ANSWERED, method="lower"))
     return min(max(chosen, MIN_DEFAULT), MAX_DEFAULT)

@@ -25,8 +25,8 @@ from .errors import LenetError
 from .evaluation import evaluate, metrics_from_logits
 from .execution import Execution, deterministic_mode, resolve_device, resolve_precision, synchronize
 from .files import write_json
-from .inference import batched_logits, gate_for
-from .models import build_model, l2_weights, model_device
+from .inference import batched_logits
+from .models import build_model, l2_weights
 from .recipes import Recipe
 from .results import CheckpointSaved, Compiled, StepLogged, TrainingEvent, TrainingStarted, Tested, Validated
 from .tensorboard import MISCLASSIFIED_SHOWN, TrainingEvents
@@ -270,9 +270,7 @@ def _calibration(eval_model: nn.Module, data: Dataset, validation_logits: torch.
         validation_logits = batched_logits(eval_model, data.val_images).float()
     temperature = fit_temperature(validation_logits, data.val_labels)
     confidence = torch.softmax(validation_logits / temperature, dim=1).max(1).values.cpu().numpy()
-    gate = gate_for(data.name, model_device(eval_model))
-    digit_probability = None if gate is None else batched_logits(gate, data.val_images).float().cpu().numpy().reshape(-1)
-    return temperature, default_min_confidence(confidence, digit_probability)
+    return temperature, default_min_confidence(confidence)
 
 
 def _save(model_dir: Path, step: int, recipe: Recipe, model: nn.Module, average: WeightAverage | None,
