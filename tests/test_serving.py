@@ -248,7 +248,7 @@ def test_concurrent_requests_each_get_their_own_answer(server, mnist, mnist_mode
     expected = open_model(mnist_model_dir[0]).probabilities(images)
 
     def ask(i):
-        return request(server, "/predict", json.dumps({"image": images[i].tolist()}).encode(), "application/json")[1]
+        return request(server, "/predict?min_confidence=0", json.dumps({"image": images[i].tolist()}).encode(), "application/json")[1]
 
     alone = [ask(i)["probabilities"] for i in range(0, 48, 8)]
     with ThreadPoolExecutor(16) as pool:
@@ -387,6 +387,11 @@ def test_the_page_reads_a_chosen_picture_and_says_when_no_digit_is_found(server,
     canvas.paste(digit.convert("RGB"), (90, 20))
     canvas.save(tmp_path / "photo.png")
     Image.new("L", (200, 200), 255).save(tmp_path / "blank.png")
+    grid = Image.new("L", (200, 200), 255)  # a hash sign: no digit
+    for x in (70, 130):
+        ImageDraw.Draw(grid).line((x, 30, x, 170), fill=0, width=10)
+        ImageDraw.Draw(grid).line((30, x, 170, x), fill=0, width=10)
+    grid.save(tmp_path / "hash.png")
     number, truth = _number_png(mnist, [0, 1, 2])
     (tmp_path / "number.png").write_bytes(number)
     with sync_playwright() as playwright:
@@ -403,9 +408,13 @@ def test_the_page_reads_a_chosen_picture_and_says_when_no_digit_is_found(server,
             page.wait_for_function(done % 2, timeout=20_000)
             blank_status = page.locator("#status").text_content()
             blank_prediction = page.locator("#prediction").text_content()
+            page.set_input_files("#file", str(tmp_path / "hash.png"))
+            page.wait_for_function(done % 3, timeout=20_000)
+            hash_status = page.locator("#status").text_content()
+            hash_verdict = page.locator("#prediction").get_attribute("data-verdict")
             page.check("#number-mode")
             page.set_input_files("#file", str(tmp_path / "number.png"))
-            page.wait_for_function(done % 3, timeout=20_000)
+            page.wait_for_function(done % 4, timeout=20_000)
             number_shown = page.locator("#prediction").text_content()
             digit_figures = page.locator("#digits figure").count()
             # Several digits drawn on the pad: two separate vertical strokes.
@@ -426,6 +435,7 @@ def test_the_page_reads_a_chosen_picture_and_says_when_no_digit_is_found(server,
     assert np.allclose(seen_input, request(server, "/predict?include_input=1", (tmp_path / "photo.png").read_bytes(),
                                            "image/png")[1]["input"], atol=1e-4)
     assert blank_status.startswith("No digit found in this picture.") and blank_prediction == "–"
+    assert hash_verdict == "not a digit" and hash_status.startswith("not a digit (closest: ")
     status, read = request(server, "/read", number, "image/png")
     assert status == 200 and number_shown == read["number"] and digit_figures == len(read["number"]) == 3
     assert len(drawn["number"]) == 2 and drawn["number"] == "11"

@@ -2,10 +2,11 @@
 
     LENET_DATA_DIR=... python -m lenet.gate_training [--out src/lenet/digit_gate.safetensors]
 
-Digits: MNIST's training split, both as the arrays and as pictures (each digit enlarged onto paper of
-either polarity, with noise, blur and JPEG, then read back by lenet.pictures exactly as `lenet predict`
-reads a file), so that the gate cannot tell digits from non-digits by the traces the picture path
-leaves. Non-digits: lenet.negatives' "training" family, read the same way. The calibration (Platt
+Digits: MNIST's training split, both as the arrays and as pictures (each digit photographed by
+lenet.negatives.photograph exactly as the non-digits are, then read back by lenet.pictures as `lenet
+predict` reads a file), so that the gate cannot tell digits from non-digits by the traces of the
+picture path or of a degradation. (A first gate whose digits were photographed more simply than its
+non-digits learned that a thickened stroke, a tint or a lighting gradient means "not a digit".) Non-digits: lenet.negatives' "training" family, read the same way. The calibration (Platt
 scaling) and every figure printed come from validation data: MNIST's validation split, its digits as
 pictures, and non-digits of the training family drawn with another seed. The held-out family and
 MNIST's test split are left for benchmarks/robustness/declining.py.
@@ -14,7 +15,6 @@ MNIST's test split are left for benchmarks/robustness/declining.py.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -23,38 +23,24 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from .augment import distort
 from .data import load_dataset, to_float
 from .errors import LenetError
 from .gate import GATE_FILE, DigitGate, GateCalibration, save_gate
+from .negatives import photograph
 from .pictures.inputs import image_to_input
+
+# The size at which a digit is drawn before it is photographed (its strokes changed, turned, scaled).
+DRAWING_PX = 224
 
 
 def digit_picture(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """A uint8 28x28 MNIST digit as a picture file: enlarged 2-10x onto a canvas with a margin, dark
-    ink on light paper or the reverse, sometimes noisy, blurred or saved as JPEG."""
-    scale = rng.uniform(2, 10)
-    size = max(8, round(28 * scale))
-    mark = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
-    width, height = (round(size * rng.uniform(1.1, 1.8)) for _ in range(2))
-    canvas = Image.new("L", (width, height), 0)
-    canvas.paste(mark, (int(rng.integers(0, width - size + 1)), int(rng.integers(0, height - size + 1))))
-    ink = np.asarray(canvas, np.float32) / 255
-    paper, pen = (rng.uniform(170, 255), rng.uniform(0, 90)) if rng.random() < 0.8 else (rng.uniform(0, 70), rng.uniform(170, 255))
-    picture = paper + (pen - paper) * ink
-    if rng.random() < 0.5:
-        picture = picture + rng.normal(0, rng.uniform(2, 10), picture.shape)
-    image = Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8))
-    if rng.random() < 0.3:
-        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5) * scale / 4))
-    buffer = io.BytesIO()
-    if rng.random() < 0.3:
-        image.save(buffer, format="JPEG", quality=int(rng.integers(30, 95)))
-    else:
-        image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """A uint8 28x28 MNIST digit as a picture file, photographed as lenet.negatives photographs every
+    non-digit: the same canvases and degradations on both sides, so that only the marks' shapes differ."""
+    mark = Image.fromarray(digit).resize((DRAWING_PX, DRAWING_PX), Image.Resampling.BICUBIC)
+    return photograph(mark, rng)[0]
 
 
 def digits_as_pictures(images: torch.Tensor, seed: int) -> np.ndarray:
@@ -130,15 +116,15 @@ def _drawn_inputs(args: argparse.Namespace, data) -> dict[str, np.ndarray]:
              "validation_pictures": args.validation, "validation_negatives": args.validation}
     if args.inputs_cache and Path(args.inputs_cache).exists():
         with np.load(args.inputs_cache) as cached:
-            drawn, seed = {name: cached[name] for name in sizes}, int(cached["seed"])
-        if seed == args.seed and all(len(drawn[name]) >= size for name, size in sizes.items()):
-            return {name: drawn[name][:size] for name, size in sizes.items()}
+            if int(cached["seed"]) == args.seed and all(int(cached[f"{name}_asked"]) == size for name, size in sizes.items()):
+                return {name: cached[name] for name in sizes}
     drawn = {"digit_pictures": digits_as_pictures(data.train_images[:args.digit_pictures], args.seed),
              "negatives": negative_inputs(args.negatives, "training", args.seed)[0],
              "validation_pictures": digits_as_pictures(data.val_images[:args.validation], args.seed + 1),
              "validation_negatives": negative_inputs(args.validation, "training", args.seed + 1)[0]}
     if args.inputs_cache:
-        np.savez(args.inputs_cache, seed=np.array(args.seed), **drawn)
+        np.savez(args.inputs_cache, seed=np.array(args.seed), **drawn,
+                 **{f"{name}_asked": np.array(size) for name, size in sizes.items()})
     return drawn
 
 

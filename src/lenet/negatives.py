@@ -521,6 +521,14 @@ def _degrade(field: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
     return buffer.getvalue(), "png"
 
 
+def photograph(mark: Image.Image, rng: np.random.Generator) -> tuple[bytes, str]:
+    """MARK (white ink on black, any size) as a picture a user would take, through the same steps as
+    every non-digit here: a canvas of 28-400 px a side, stroke width, rotation, colours, blur, lighting,
+    noise, JPEG. The digit gate's digits are drawn by it too, so that no degradation tells them apart."""
+    width, height = (int(v) for v in rng.integers(28, 401, 2))
+    return _degrade(_place(mark, rng, height, width), rng)
+
+
 def _aspect(ink: np.ndarray) -> float | None:
     """The height over the width of the box holding INK's ink (above a tenth of its strongest); None if none."""
     strongest = float(ink.max())

@@ -202,7 +202,7 @@ function show(result) {
   } else if (result.verdict === "no ink") {
     predictionEl.textContent = "–";
     predictionEl.dataset.class = "";
-    statusEl.textContent = `No ${drawable ? "digit" : "item"} found in this picture (no ink).`;
+    statusEl.textContent = `No ${drawable ? "digit" : "item"} found in this picture. (no ink)`;
   } else {
     predictionEl.textContent = "?";
     predictionEl.dataset.class = "";
