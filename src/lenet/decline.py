@@ -27,7 +27,6 @@ NOT_A_DIGIT = "not a digit"
 UNSURE = "unsure"
 NO_INK = "no ink"
 SEVERAL_DIGITS = "several digits"
-VERDICTS = (DIGIT, ITEM, NOT_A_DIGIT, UNSURE, NO_INK, SEVERAL_DIGITS)
 ANSWERED = (DIGIT, ITEM)
 
 # The threshold of a model that records none (a checkpoint or export made before lenet declined):

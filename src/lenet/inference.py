@@ -86,9 +86,6 @@ class Scores:
     probabilities: np.ndarray
     digit_probabilities: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return len(self.probabilities)
-
     def __getitem__(self, rows) -> Scores:
         return Scores(self.probabilities[rows],
                       None if self.digit_probabilities is None else self.digit_probabilities[rows])
