@@ -36,6 +36,54 @@ def test_speedrun_reports_each_seed_and_the_mean(mnist, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed-0", "seed-1"]
 
 
+def test_speedrun_puts_the_public_recipe_beside_each_seed(mnist):
+    result = _run("speed/speedrun.py", "--recipe", "fast", "--steps", "4", "--seeds", "2", "--baseline",
+                  "--baseline-images", "600")
+    ours, theirs = result["runs"], result["baseline"]["runs"]
+    assert [run["seed"] for run in theirs] == [run["seed"] for run in ours] == [0, 1]
+    assert result["baseline"]["train_images"] == 600 and result["model"] == "fast-cnn"
+    assert result["speedup_vs_baseline"] == round(result["baseline"]["median_train_s"] / result["median_train_s"], 2)
+    # Every phase is reported apart from the steps, for both.
+    assert all(run[key] >= 0 for run in ours for key in ("setup_s", "train_s", "evaluate_s", "checkpoint_s"))
+    assert all(run[key] >= 0 for run in theirs for key in ("data_s", "model_s", "train_s", "test_s"))
+    assert result["imports_s"] > 0 and result["data_load_s"] > 0
+    assert all(0 <= run["test_accuracy"] <= 1 for run in ours + theirs)
+    assert {"cpu_family", "cpu_model_number", "cpu_flags"} <= set(result)
+
+
+def test_the_public_recipe_is_ported_as_published(mnist):
+    baseline = _script("baselines/train_mnist_fast.py")
+    model = baseline.Net()
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    assert shapes == [(24, 1, 5, 5), (24,), (32, 24, 3, 3), (32,), (256, 800), (256,), (10, 256), (10,)]
+    import torch
+    images, labels = baseline.prepare(mnist.train_images[:1000], mnist.train_labels[:1000], seed=3)
+    # Normalized with the recipe's constants and shuffled once, images and labels alike.
+    restored = ((images * baseline.STD + baseline.MEAN) * 255).round().squeeze(1).to(torch.uint8)
+    order = torch.randperm(1000, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(restored, mnist.train_images[:1000][order]) and torch.equal(labels, mnist.train_labels[:1000][order])
+    # One epoch of 1,000 images at batch 256 is four steps, the last one partial, on the one-cycle rate.
+    seen, rates = [], []
+    step = torch.optim.Adam.step
+
+    def spy(optimizer, *args, **kwargs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return step(optimizer, *args, **kwargs)
+
+    forward = model.forward
+    model.forward = lambda x: seen.append(len(x)) or forward(x)
+    try:
+        torch.optim.Adam.step = spy
+        baseline.train(model, images, labels)
+    finally:
+        torch.optim.Adam.step = step
+    assert seen == [256, 256, 256, 232]
+    # OneCycleLR's defaults: from max_lr / 25 up toward max_lr over 30% of the steps, then down.
+    assert rates[0] == pytest.approx(0.01 / 25) and rates[0] < rates[1] <= 0.01 and rates[-1] < rates[1]
+    result = _run("baselines/train_mnist_fast.py", "--seeds", "1", "--train-images", "2000")
+    assert result["train_images"] == 2000 and result["runs"][0]["test_accuracy"] > 0.5
+
+
 def test_reproduce_reports_each_recipe_with_its_validation_curve(mnist, tmp_path):
     completed = subprocess.run([sys.executable, str(BENCHMARKS / "accuracy" / "reproduce.py"),
                                 "--recipes", "mlp-ema,cnn-adam", "--steps", "20", "--out-dir", str(tmp_path)],

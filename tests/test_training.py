@@ -257,7 +257,7 @@ def test_training_time_excludes_evaluation_and_checkpoints(tmp_path, synthetic, 
 
 
 def test_fast_recipe_learns_real_digits_with_its_own_schedule(tmp_path, mnist):
-    # 100 of the recipe's steps (a quarter of it) with the one-cycle stretched over them.
+    # 100 of the recipe's 214 steps, with the one-cycle stretched over them.
     recipe = override(get_recipe("fast"), total_steps=100, log_every_steps=10, eval_every_steps=100,
                       checkpoint_every_steps=100)
     events = []
@@ -297,7 +297,7 @@ def test_the_start_event_says_which_precision_auto_chose(tmp_path, synthetic, mo
     assert isinstance(events[0], TrainingStarted) and events[0].precision.startswith("fp32 (auto")
 
 
-def test_fast_recipe_beats_85_percent_on_fashion_mnist_with_a_short_schedule(fashion_model_dir):
+def test_fast_recipe_beats_85_percent_on_fashion_mnist(fashion_model_dir):
     # Fashion-MNIST's README lists about 88-93% for classic methods and small CNNs trained fully.
     model_dir, result = fashion_model_dir
     assert result["test_accuracy"] > 0.85

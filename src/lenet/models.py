@@ -176,6 +176,35 @@ class BatchNormCNN(nn.Module):
         return self.fc(x)                          # (B, num_classes)
 
 
+class FastCNN(nn.Module):
+    """Two VALID convolutions (5x5 to w1 maps, 3x3 to w2), each followed by a 2x2 max-pool, BatchNorm and
+    ReLU, then a hidden dense layer: the layout of the fastest public one-epoch MNIST recipe (28 -> 24 ->
+    12 -> 10 -> 5), with BatchNorm so that one pass over the data reaches 99%.
+
+    About 1.6 MFLOP forward per image, a tenth of `bn-cnn`'s: on a CPU this is what training time is.
+    BatchNorm comes after the pool, on a quarter of the values; the convolutions have no biases, as
+    BatchNorm's shift does their job.
+    """
+
+    def __init__(self, widths: tuple[int, int] = (16, 32), hidden: int = 128, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        w1, w2 = widths
+        self.conv1 = Conv2d(1, w1, 5, padding="VALID", bias=False)
+        self.pool1 = MaxPool2d(2, 2, "VALID")
+        self.bn1 = nn.BatchNorm2d(w1)
+        self.conv2 = Conv2d(w1, w2, 3, padding="VALID", bias=False)
+        self.pool2 = MaxPool2d(2, 2, "VALID")
+        self.bn2 = nn.BatchNorm2d(w2)
+        self.fc1 = nn.Linear(w2 * 5 * 5, hidden)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.pool1(self.conv1(x))))   # (B, w1, 12, 12)
+        x = F.relu(self.bn2(self.pool2(self.conv2(x))))   # (B, w2, 5, 5)
+        x = F.relu(self.fc1(torch.flatten(x, 1)))         # (B, hidden)
+        return self.fc2(x)                                # (B, num_classes)
+
+
 @register("mlp")
 def mlp(**overrides) -> nn.Module:
     """Seed 003's fully connected network 784-500-10."""
@@ -216,7 +245,7 @@ def layers_cnn(**overrides) -> nn.Module:
 
 @register("bn-cnn")
 def bn_cnn(**overrides) -> nn.Module:
-    """Compact BatchNorm CNN: 3x3 convs 32/64/128, each with BatchNorm, ReLU, max-pool; recipe `fast`."""
+    """Compact BatchNorm CNN: 3x3 convs 32/64/128, each with BatchNorm, ReLU, max-pool; `fast` until fast-cnn."""
     return BatchNormCNN(**{"width": 32, **overrides})
 
 
@@ -230,6 +259,12 @@ def bn_cnn_wide(**overrides) -> nn.Module:
 def bn_cnn_deep(**overrides) -> nn.Module:
     """The BatchNorm CNN with two 3x3 convolutions per block (VGG-style), 32/64/128; recipe `best`."""
     return BatchNormCNN(**{"width": 32, "convs_per_block": 2, **overrides})
+
+
+@register("fast-cnn")
+def fast_cnn(**overrides) -> nn.Module:
+    """Small BatchNorm CNN: 5x5 conv 16, 3x3 conv 32 (VALID), pools, fc 128; recipe `fast` (one pass)."""
+    return FastCNN(**overrides)
 
 
 def l2_weights(model: nn.Module) -> list[nn.Parameter]:

@@ -127,8 +127,8 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if recipe.optimizer in ("momentum", "nesterov"):
         return torch.optim.SGD(params, lr=recipe.learning_rate, momentum=recipe.momentum, weight_decay=decay,
                                nesterov=recipe.optimizer == "nesterov", fused=fused)
-    return torch.optim.Adam(params, lr=recipe.learning_rate, eps=recipe.adam_epsilon, weight_decay=decay,
-                            fused=fused)
+    return torch.optim.Adam(params, lr=recipe.learning_rate, betas=(recipe.adam_beta1, recipe.adam_beta2),
+                            eps=recipe.adam_epsilon, weight_decay=decay, fused=fused)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
