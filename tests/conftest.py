@@ -60,11 +60,9 @@ def synthetic_model_dir(tmp_path_factory, synthetic) -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_model_dir(tmp_path_factory, mnist) -> tuple[Path, dict]:
-    """tutorial-cnn trained a few hundred steps on real MNIST (a smoke-test override: Adam 1e-3, no EMA)."""
+    """The `fast` recipe trained on real MNIST, unchanged (one pass: seconds; ~99.2%)."""
     model_dir = tmp_path_factory.mktemp("mnist-cnn")
-    recipe = override(get_recipe("tutorial-cnn"), total_steps=300, optimizer="adam", learning_rate=1e-3,
-                      ema_decay=0.0, log_every_steps=100, eval_every_steps=300, checkpoint_every_steps=300)
-    result = train(recipe, model_dir, mnist)
+    result = train(get_recipe("fast"), model_dir, mnist)
     return model_dir, result
 
 

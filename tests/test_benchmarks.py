@@ -25,29 +25,23 @@ def _run(script: str, *args: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def test_speedrun_reports_each_seed_and_the_mean(mnist, tmp_path):
+def test_speedrun_reports_each_seed_and_puts_the_public_recipe_beside_it(mnist, tmp_path):
     result = _run("speed/speedrun.py", "--recipe", "fast", "--steps", "6", "--seeds", "2", "--target", "0.5",
-                  "--model", "bn-cnn-wide", "--keep", str(tmp_path))
-    accuracies = [run["test_accuracy"] for run in result["runs"]]
-    assert [run["seed"] for run in result["runs"]] == [0, 1] and result["steps"] == 6
-    assert result["model"] == json.loads((tmp_path / "seed-1" / "recipe.json").read_text())["model"] == "bn-cnn-wide"
-    assert abs(result["mean_test_accuracy"] - sum(accuracies) / 2) < 1e-12
-    assert all(run["train_s"] > 0 for run in result["runs"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed-0", "seed-1"]
-
-
-def test_speedrun_puts_the_public_recipe_beside_each_seed(mnist):
-    result = _run("speed/speedrun.py", "--recipe", "fast", "--steps", "4", "--seeds", "2", "--baseline",
-                  "--baseline-images", "600")
+                  "--model", "mlp", "--keep", str(tmp_path), "--baseline", "--baseline-images", "600")
     ours, theirs = result["runs"], result["baseline"]["runs"]
-    assert [run["seed"] for run in theirs] == [run["seed"] for run in ours] == [0, 1]
-    assert result["baseline"]["train_images"] == 600 and result["model"] == "fast-cnn"
+    accuracies = [run["test_accuracy"] for run in ours]
+    assert [run["seed"] for run in theirs] == [run["seed"] for run in ours] == [0, 1] and result["steps"] == 6
+    assert result["model"] == json.loads((tmp_path / "seed-1" / "recipe.json").read_text())["model"] == "mlp"
+    assert abs(result["mean_test_accuracy"] - sum(accuracies) / 2) < 1e-12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed-0", "seed-1"]
+    assert result["baseline"]["train_images"] == 600
     assert result["speedup_vs_baseline"] == round(result["baseline"]["median_train_s"] / result["median_train_s"], 2)
     # Every phase is reported apart from the steps, for both.
-    assert all(run[key] >= 0 for run in ours for key in ("setup_s", "train_s", "evaluate_s", "checkpoint_s"))
-    assert all(run[key] >= 0 for run in theirs for key in ("data_s", "model_s", "train_s", "test_s"))
+    assert all(run["train_s"] > 0 for run in ours + theirs)
+    assert all(run[key] >= 0 for run in ours for key in ("setup_s", "evaluate_s", "checkpoint_s"))
+    assert all(run[key] >= 0 for run in theirs for key in ("data_s", "model_s", "test_s"))
     assert result["imports_s"] > 0 and result["data_load_s"] > 0
-    assert all(0 <= run["test_accuracy"] <= 1 for run in ours + theirs)
+    assert all(0 <= run["test_accuracy"] <= 1 for run in theirs)
     assert {"cpu_family", "cpu_model_number", "cpu_flags"} <= set(result)
 
 
@@ -243,7 +237,7 @@ def test_predict_robustness_reports_every_set_numbers_and_the_clean_check(mnist,
         assert 0 <= figures["accuracy"] <= 1 and figures["of_clean"] == round(figures["accuracy"] / result["clean_accuracy"], 4)
     assert list(result["numbers"]) == ["3", "4", "5", "6"] and result["numbers"]["4"]["strings"] == 2
     assert result["clean_pngs"]["images"] == 8 and set(result["clean_pngs"]) >= {"png_28", "png_112_inverted"}
-    assert result["network"] == "tutorial-cnn" and 0.5 < result["clean_accuracy"] <= 1
+    assert result["network"] == "fast-cnn" and 0.5 < result["clean_accuracy"] <= 1
 
 
 def test_throughput_rate_weighs_intervals_by_their_time_after_warm_up():

@@ -31,7 +31,7 @@ def test_onnx_matches_pytorch_on_the_whole_test_set(mnist_model_dir, onnx_file, 
     assert (got - expected).abs().max().item() < 1e-5
     assert predictor.properties["lenet.step"] == str(from_dir.info.step) and predictor.info == from_dir.info
     assert predictor.properties["lenet.input_format"] == INPUT_FORMAT
-    assert json.loads(predictor.properties["lenet.recipe"])["model"] == "tutorial-cnn"
+    assert json.loads(predictor.properties["lenet.recipe"])["model"] == "fast-cnn"
 
 
 def test_an_onnx_export_declines_exactly_what_its_model_directory_declines(mnist_model_dir, onnx_file, mnist):

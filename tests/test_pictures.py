@@ -345,7 +345,7 @@ def test_a_number_on_a_long_strip_is_read_as_the_number_alone():
 def test_mnist_test_digits_as_pngs_read_like_the_arrays(mnist, mnist_model_dir):
     """The clean-input check on the first 500 test digits, both polarities. As 28x28 PNGs they come
     back as the arrays themselves, so as many are right, give or take one. Upscaled 4x they pass
-    through two resamplings; this test's model (300 steps) is fragile to that, so it allows a point:
+    through two resamplings; a model trained for seconds can be fragile to that, so it allows a point:
     benchmarks/robustness/predict_robustness.py --clean-pngs 10000 measures a trained model (within 0.1 point)."""
     model = open_model(mnist_model_dir[0])
     images, labels = mnist.test_images[:500].numpy(), mnist.test_labels[:500].numpy()

@@ -100,7 +100,7 @@ def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
 def test_health_and_model(server, mnist_model_dir):
     assert request(server, "/health") == (200, {"status": "ok"})
     status, info = request(server, "/model")
-    assert status == 200 and info["model"] == "tutorial-cnn" and info["step"] == 300
+    assert status == 200 and info["model"] == "fast-cnn" and info["step"] == 214
     assert info["test_accuracy"] == pytest.approx(mnist_model_dir[1]["test_accuracy"])
     assert len(info["weights_sha256"]) == 64
 
@@ -303,7 +303,7 @@ def test_drawing_a_one_on_the_page_shows_what_the_api_says(server):
             shown = int(page.locator("#prediction").get_attribute("data-class"))
             seen_input = page.evaluate("window.lenet.lastInput")
             bar = page.locator(f"#bar-{shown} .value").text_content()
-            assert "tutorial-cnn" in page.locator("#model-info").text_content()
+            assert "fast-cnn" in page.locator("#model-info").text_content()
         finally:
             browser.close()
     status, api = request(server, "/predict", json.dumps({"image": seen_input}).encode(), "application/json")

@@ -206,9 +206,10 @@ def test_a_second_run_into_a_directory_in_training_is_refused_and_the_first_goes
     assert (tmp_path / "train.lock").read_text() == ""  # names no process when none holds it
 
 
-def test_smoke_real_mnist_a_few_hundred_steps_beat_95_percent(mnist_model_dir):
+def test_the_fast_recipe_reaches_99_percent_on_real_mnist_in_one_pass(mnist_model_dir):
+    # 99.17-99.36% over ten seeds on one CPU (docs/speed.md); other CPUs round differently, hence 98.5%.
     _, result = mnist_model_dir
-    assert result["step"] == 300 and result["test_accuracy"] > 0.95
+    assert result["step"] == 214 == get_recipe("fast").total_steps and result["test_accuracy"] > 0.985
 
 
 def _final_weights(model_dir):

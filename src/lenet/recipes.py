@@ -177,9 +177,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe(name="layers-cnn", source="seed 004: tf.layers CNN Estimator, SGD 0.001, batch 100",
            model="layers-cnn", optimizer="sgd", learning_rate=1e-3, batch_size=100, total_steps=20_000,
            log_every_steps=50),
-    # Beyond the tutorials: BatchNorm lets SGD run at a high one-cycle rate, so two passes over
-    # the data reach 99% (recipe `fast`); a deeper network (two convolutions per block) trained
-    # longer on distorted digits, with label smoothing and weight averaging, gives the best single
+    # Beyond the tutorials: a small network with BatchNorm (a tenth of bn-cnn's arithmetic, which on
+    # a CPU is training time) reaches 99% in one pass with one-cycle Adam and label smoothing (recipe
+    # `fast`; docs/speed.md says what else was tried); a deeper network (two convolutions per block)
+    # trained longer on distorted digits, with label smoothing and weight averaging, gives the best single
     # model (recipe `best`). With the same schedule the wider one-convolution network `bn-cnn-wide`
     # averaged 99.67% over 5 seeds, `bn-cnn-deep` 99.73% over 3. Affine distortions only:
     # adding Simard's elastic field left the network underfitting (99.41%).
