@@ -80,16 +80,16 @@ def test_the_public_recipe_is_ported_as_published(mnist):
 
 def test_reproduce_reports_each_recipe_with_its_validation_curve(mnist, tmp_path):
     completed = subprocess.run([sys.executable, str(BENCHMARKS / "accuracy" / "reproduce.py"),
-                                "--recipes", "mlp-ema,cnn-adam", "--steps", "20", "--out-dir", str(tmp_path)],
+                                "--recipes", "mlp-ema,lenet5", "--steps", "20", "--out-dir", str(tmp_path)],
                                capture_output=True, text=True, timeout=300, check=True)
     results = [json.loads(line) for line in completed.stdout.strip().splitlines()]
-    assert [r["recipe"] for r in results] == ["mlp-ema", "cnn-adam"]
+    assert [r["recipe"] for r in results] == ["mlp-ema", "lenet5"]
     assert all(r["steps"] == 20 and r["full_schedule"] is False for r in results)
-    # cnn-adam validates every 100 steps, so a 20-step run validates once, at its end.
+    # Both validate every 1,000 steps, so a 20-step run validates once, at its end.
     assert all(list(r["validation_curve"]) == ["20"] for r in results)
     assert results[0]["validation_curve"]["20"] == results[0]["validation_accuracy"]
     assert "mlp-ema: step 20/20, validation accuracy" in completed.stderr  # progress of long runs
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn-adam", "mlp-ema"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet5", "mlp-ema"]
 
 
 def test_throughput_measures_training_and_inference(mnist):
@@ -118,21 +118,16 @@ def test_pytorch_baseline_is_the_tutorial_network_with_its_initialization():
             assert other.detach().equal(mine.detach())
 
 
-def test_pytorch_baseline_trains_and_reports(mnist):
-    result = _run("baselines/torch_dataloader.py", "--steps", "40")
-    assert result["implementation"] == "pytorch-dataloader" and result["train_images_per_s"] > 0
-    assert result["test_accuracy"] > 0.5  # the tutorial's start: ~72% after 40 steps
-
-
 def test_compare_cpu_puts_lenet_beside_the_pytorch_baseline(mnist, tmp_path):
     command = [sys.executable, str(BENCHMARKS / "speed" / "compare_cpu.py"), "--rounds", "1", "--variants", "fp32",
                "--infer-batch", "500", "--tf-python", str(tmp_path / "no-tensorflow")]
     too_short = subprocess.run([*command, "--steps", "5"], capture_output=True, text=True, timeout=300)
     assert too_short.returncode != 0  # a failing child is named with its reason, not a traceback
     assert too_short.stderr.strip().splitlines()[-1].endswith("--steps must be more than 20, the untimed warm-up")
-    result = _run("speed/compare_cpu.py", *command[2:], "--steps", "30")
+    result = _run("speed/compare_cpu.py", *command[2:], "--steps", "40")
     assert set(result["results"]) == {"lenet-fp32", "pytorch-dataloader"}
     ours, theirs = result["results"]["lenet-fp32"], result["results"]["pytorch-dataloader"]
+    assert theirs["train_images_per_s"] > 0 and theirs["test_accuracy"] > 0.5  # the tutorial's start: ~72% at 40 steps
     ratio = result["ratios"]["lenet-fp32 / pytorch-dataloader"]
     assert ratio["train"] == round(ours["train_images_per_s"] / theirs["train_images_per_s"], 2)
     assert ratio["infer_onnx"] == round(ours["infer_onnx_images_per_s"] / theirs["infer_images_per_s"], 2)
@@ -185,8 +180,9 @@ def test_gpu_suite_dry_run_runs_every_part_and_its_checks_pass(mnist, tmp_path):
         {"deterministic": True, "resume": True, "cuda-graph-bn-ema": True}
     assert [len(results[n][-1]["runs"]) for n in ("fast", "best", "best-more")] == [2, 2, 1]  # seeds
     assert [len(results[n][-1]["members"]) for n in ("ensemble-3", "ensemble-5")] == [2, 3]
+    # The dry run drops --compile, so throughput's compiled pair is not repeated there.
     assert [(r["precision"], r["train_images_per_s"] > 0) for r in results["throughput"]] == \
-        [("fp32", True), ("bf16", True)] * 2
+        [("fp32", True), ("bf16", True)]
     assert [r["recipe"] for r in results["seed-recipes"]] == ["cnn-adam", "mlp-ema", "deep-mnist", "layers-cnn",
                                                               "lenet5"]
     # Each result also went out on its own line the moment it came, for a run cut off before its part ends.

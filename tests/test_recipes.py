@@ -38,6 +38,8 @@ def test_recipes_carry_the_seeds_hyperparameters():
     ("weight_decay", -1e-4, "weight_decay: must be >= 0"),
     ("batch_size", 0, "batch_size: must be positive"),
     ("ema_decay", 1.0, r"ema_decay: must be in \[0, 1\)"),
+    ("adam_beta1", 1.0, r"adam_beta1: must be in \[0, 1\)"),
+    ("adam_beta2", -0.1, r"adam_beta2: must be in \[0, 1\)"),
     ("model", "vgg", "model: unknown model 'vgg'"),
     ("loss_reduction", "max", "loss_reduction"),
     ("l2_rate", -1.0, "l2_rate: must be >= 0"),
