@@ -106,12 +106,21 @@ def test_a_directory_whose_recipe_json_was_deleted_is_refused_and_nothing_is_wri
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.fixture(scope="module")
+def adam_run(tmp_path_factory, synthetic):
+    """A short deep-mnist run (Adam, whose exp_avg has each parameter's shape), trained once for the module."""
+    model_dir = tmp_path_factory.mktemp("adam-run")
+    return model_dir, _trained(model_dir, synthetic)
+
+
 @pytest.mark.parametrize("damage", ["no rng", "float rng", "wrong shape", "unknown parameter", "2-d rng", "int8 moment",
                                     "float16 moment", "unknown key", "string lr", "short betas"])
-def test_a_damaged_resume_state_is_a_one_line_error(tmp_path, synthetic, damage):
+def test_a_damaged_resume_state_is_a_one_line_error(tmp_path, synthetic, adam_run, damage):
+    import shutil
     from safetensors.torch import load_file, save_file
     from lenet.training import train
-    recipe = _trained(tmp_path, synthetic)  # deep-mnist: Adam, whose exp_avg has each parameter's shape
+    shutil.copytree(adam_run[0], tmp_path, dirs_exist_ok=True)  # each damage on its own copy of one run
+    recipe = adam_run[1]
     state_file = tmp_path / "state-00000004.safetensors"
     state = load_file(state_file)
     if damage == "no rng":
