@@ -39,6 +39,7 @@ def test_speedrun_reports_each_seed_and_puts_the_public_recipe_beside_it(mnist, 
     # Every phase is reported apart from the steps, for both.
     assert all(run["train_s"] > 0 for run in ours + theirs)
     assert all(run[key] >= 0 for run in ours for key in ("setup_s", "evaluate_s", "checkpoint_s"))
+    assert all(0 < run["first_step_s"] < run["train_s"] for run in ours)  # the warm-up step, part of the steps
     assert all(run[key] >= 0 for run in theirs for key in ("data_s", "model_s", "test_s"))
     assert result["imports_s"] > 0 and result["data_load_s"] > 0
     assert all(0 <= run["test_accuracy"] <= 1 for run in theirs)
