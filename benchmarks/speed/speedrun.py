@@ -29,7 +29,7 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-# The first torch optimizer a process builds imports torch._dynamo (about 1.8 s on a 2-core Zen 2):
+# The first torch optimizer a process builds imports torch._dynamo (1.2-1.8 s on a 2-core Zen 2):
 # imported here, with the rest, so that neither recipe's first run counts it as training.
 import torch._dynamo  # noqa: E402, F401
 
