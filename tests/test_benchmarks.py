@@ -59,19 +59,14 @@ def test_the_public_recipe_is_ported_as_published(mnist):
     assert torch.equal(restored, mnist.train_images[:1000][order]) and torch.equal(labels, mnist.train_labels[:1000][order])
     # One epoch of 1,000 images at batch 256 is four steps, the last one partial, on the one-cycle rate.
     seen, rates = [], []
-    step = torch.optim.Adam.step
-
-    def spy(optimizer, *args, **kwargs):
-        rates.append(optimizer.param_groups[0]["lr"])
-        return step(optimizer, *args, **kwargs)
-
     forward = model.forward
     model.forward = lambda x: seen.append(len(x)) or forward(x)
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    hook = register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: rates.append(optimizer.param_groups[0]["lr"]))
     try:
-        torch.optim.Adam.step = spy
         baseline.train(model, images, labels)
     finally:
-        torch.optim.Adam.step = step
+        hook.remove()
     assert seen == [256, 256, 256, 232]
     # OneCycleLR's defaults: from max_lr / 25 up toward max_lr over 30% of the steps, then down.
     assert rates[0] == pytest.approx(0.01 / 25) and rates[0] < rates[1] <= 0.01 and rates[-1] < rates[1]

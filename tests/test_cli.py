@@ -25,6 +25,8 @@ def test_recipes_lists_every_recipe_with_its_source(capsys):
     for name in ("mlp-ema", "tutorial-cnn", "lenet5", "deep-mnist", "cnn-adam", "layers-cnn"):
         assert name in out
     assert "seed 003" in out and "seed 004" in out
+    # Adam's betas are shown where a recipe changes them (fast), not where they are the defaults (seed 001).
+    assert "adam 0.01 (betas 0.7/0.9) one-cycle" in out and "adam 0.0001, batch 50" in out
 
 
 def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@ The commands choose where it goes (stdout, or stderr beside JSON) and when; noth
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 
@@ -159,8 +160,9 @@ def recipes(table: Mapping[str, Recipe], as_json: bool) -> str:
 
 def _schedule(recipe: Recipe) -> str:
     betas = (recipe.adam_beta1, recipe.adam_beta2)
+    default_betas = tuple(f.default for f in dataclasses.fields(Recipe) if f.name in ("adam_beta1", "adam_beta2"))
     return (f"{recipe.optimizer} {recipe.learning_rate:g}"
-            + (f" (betas {betas[0]:g}/{betas[1]:g})" if recipe.optimizer == "adam" and betas != (0.9, 0.999) else "")
+            + (f" (betas {betas[0]:g}/{betas[1]:g})" if recipe.optimizer == "adam" and betas != default_betas else "")
             + (" one-cycle" if recipe.lr_schedule == "one-cycle" else "")
             + (f" x{recipe.lr_decay_rate:g}/{recipe.lr_decay_steps}" if recipe.lr_decay_rate != 1 else "")
             + f", batch {recipe.batch_size}, {recipe.total_steps:,} steps"
